@@ -6,7 +6,7 @@
  *     node dist/src/kernel/nftables/element-cost.bench.js
  */
 import fs from 'node:fs';
-import { Nft, type NftExpression, type NftSetElem } from './nft.js';
+import { Nft, type NftExpression, type NftSetElem } from '../src/kernel/nftables/nft.js';
 
 // include/linux/proc_ns.h: PROC_NET_INIT_INO, the initial network namespace.
 if (process.env['NSNET_SANDBOX'] !== '1' || fs.readlinkSync('/proc/self/ns/net') === `net:[${0xeffffff9}]`) {

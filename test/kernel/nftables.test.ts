@@ -2,19 +2,18 @@
  * Tests for the in-process nftables module.
  *
  * The kernel tests change the firewall of the network namespace they run in, so they run
- * only inside a private one: NSNET_SANDBOX=1, e.g.
- *   unshare --net --mount --propagation private env NSNET_SANDBOX=1 node --test dist/src/kernel/nftables/
- * and, as a second guard, only when this process's network namespace is not init's.
+ * only inside the private sandbox (test/harness/sandbox.ts) and, as a second guard, only when this process's network namespace is not init's.
  * `nft` (the CLI) is the independent oracle: it reads the kernel state in its own process.
  */
+import '../harness/sandbox.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isNsnetError } from '../../errors.js';
-import { CLONE_NEWNET, EEXIST, ENOENT, setnsRaw } from '../sys/libc.js';
-import { Nft, nftAvailable, nftError, type NftCommand } from './nft.js';
+import { isNsnetError } from '../../src/errors.js';
+import { CLONE_NEWNET, EEXIST, ENOENT, setnsRaw } from '../../src/kernel/sys/libc.js';
+import { Nft, nftAvailable, nftError, type NftCommand } from '../../src/kernel/nftables/nft.js';
 
 function sandboxReason(): string | false {
   const how = 'run inside a private network namespace: unshare --net --mount --propagation private env NSNET_SANDBOX=1 node --test dist/src/kernel/nftables/';
