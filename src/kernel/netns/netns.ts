@@ -16,17 +16,16 @@ const LOOPBACK_IFINDEX = 1;
 export const NETNS_RUN_DIR = '/run/netns';
 
 /**
- * The namespace the main thread is in while no switch is active. Captured once, before any
- * switch can have happened (this module switches only inside `Netns.run`, which restores).
+ * The namespace the main thread is in while no switch is active, captured when this module
+ * loads — before any switch can have happened. Every switch returns here or to an outer
+ * `run`'s namespace.
  */
-let baseFd: number | undefined;
+const baseFd: number = fs.openSync('/proc/thread-self/ns/net', 'r');
 /** Namespaces entered by nested `run` calls; the top is where the thread is now. */
 const stack: number[] = [];
 
 function currentFd(): number {
-  if (stack.length > 0) return stack[stack.length - 1]!;
-  if (baseFd === undefined) baseFd = fs.openSync('/proc/thread-self/ns/net', 'r');
-  return baseFd;
+  return stack.length > 0 ? stack[stack.length - 1]! : baseFd;
 }
 
 function switchTo(fd: number, onFail: 'throw' | 'fatal', object?: string): void {
@@ -66,7 +65,7 @@ export class Netns {
 
   /** The namespace nsnet runs in: "the host" (inside a test sandbox, the sandbox's). */
   static host(): Netns {
-    if (!hostHandle) hostHandle = new Netns(fs.openSync('/proc/thread-self/ns/net', 'r'), '/proc/self/ns/net', undefined, true);
+    if (!hostHandle) hostHandle = new Netns(baseFd, '/proc/self/ns/net', undefined, true);
     return hostHandle;
   }
 
@@ -87,11 +86,12 @@ export class Netns {
     }
     // A plain file at /run/netns/NAME that is not a namespace (a failed `ip netns add`) is
     // refused by setns with EINVAL; check now so errors name the object.
+    const back = currentFd();
     if (libc.setnsRaw(fd, libc.CLONE_NEWNET) !== 0) {
       fs.closeSync(fd);
       throw new NsnetError('NS_NOT_FOUND', `${file} is not a network namespace`, { object: name ?? file });
     }
-    switchTo(currentFd(), 'fatal');
+    switchTo(back, 'fatal');
     return new Netns(fd, file, name, false);
   }
 
@@ -147,6 +147,9 @@ export class Netns {
 
   /** The raw fd, for IFLA_NET_NS_FD. Valid until close(). */
   get nsFd(): number {
+    // After close the number may already name another file, even another namespace: a
+    // peer created "in" a closed handle would land wherever that fd now points.
+    if (this.closed) throw new Error(`namespace handle ${this.label} used after close`);
     return this.fd;
   }
 

@@ -1,0 +1,83 @@
+/**
+ * The bridge driver: the kernel side of a bridge network and its endpoints. Every step is
+ * an idempotent ensure/delete, so a retry, a crash repair and the first run are the same
+ * code path. The engine owns validation, IPAM, the store and the firewall.
+ *
+ * What a tutorial does by hand, and the call here that does it:
+ *   ip link add br0 type bridge; ip addr add GW/24 dev br0; ip link set br0 up → ensureBridgeNetwork
+ *   ip link add veth0 type veth peer name eth0 netns NS; ip link set veth0 master br0 up;
+ *   ip -n NS addr add IP/24 dev eth0; ip -n NS link set eth0 up; ip -n NS link set lo up;
+ *   ip -n NS route add default via GW                                           → attachEndpoint
+ *   ip link del veth0                                                           → detachEndpoint
+ */
+import { Netns } from '../kernel/netns/netns.js';
+import { addAddress, deleteAddress, listAddresses } from '../kernel/netlink/route/addr.js';
+import { addRoute } from '../kernel/netlink/route/route.js';
+import { createVeth, deleteLink, ensureBridge, getLink, setLinkMtu, setLinkUp, type Link } from '../kernel/netlink/route/link.js';
+import type { EndpointRecord, NetworkRecord } from '../engine/types.js';
+
+function prefixOf(cidr: string): string {
+  return cidr.split('/')[1]!;
+}
+
+/** Ensures the bridge exists, holds every gateway address, has the MTU and is up. */
+export function ensureBridgeNetwork(host: Netns, n: NetworkRecord): Link {
+  const br = ensureBridge(host, n.bridge, n.mtu ? { mtu: n.mtu } : {});
+  if (n.mtu && br.mtu !== n.mtu) setLinkMtu(host, br.index, n.mtu);
+  const have = new Set(listAddresses(host, { dev: br.index }).map((a) => `${a.address}/${a.prefixlen}`));
+  for (const s of n.subnets) {
+    const want = `${s.gateway}/${prefixOf(s.cidr)}`;
+    if (!have.has(want)) addAddress(host, br.index, want);
+  }
+  if (!br.up) setLinkUp(host, br.index);
+  return br;
+}
+
+/** Removes the bridge (its ports are the host ends of veths, which the engine detaches first). */
+export function deleteBridgeNetwork(host: Netns, n: NetworkRecord): void {
+  deleteLink(host, n.bridge);
+}
+
+/** Removes one gateway address from a bridge (used when a network's subnets change). */
+export function removeGateway(host: Netns, bridge: string, cidr: string): void {
+  deleteAddress(host, bridge, cidr);
+}
+
+/**
+ * Creates the endpoint's veth pair with the namespace end born inside the namespace (no
+ * half-made pair can exist), enslaved to the bridge and up; then addresses, loopback and
+ * default routes inside the namespace. Throws after undoing its own work.
+ */
+export function attachEndpoint(host: Netns, target: Netns, n: NetworkRecord, bridgeIndex: number, e: EndpointRecord): void {
+  const mtu = n.mtu ?? undefined;
+  createVeth(
+    host,
+    e.hostIfname,
+    { name: e.ifname, ns: target, mac: e.mac, up: true, ...(mtu ? { mtu } : {}) },
+    { master: bridgeIndex, up: true, ...(mtu ? { mtu } : {}) },
+  );
+  try {
+    const link = getLink(target, e.ifname);
+    if (!link) throw new Error(`veth peer ${e.ifname} vanished from ${target.label}`);
+    for (const a of e.addresses) addAddress(target, link.index, a);
+    setLinkUp(target, 1); // loopback; a no-op when nsnet created the namespace
+    if (!n.internal) {
+      // One default route per family, via that family's first gateway.
+      const seen = new Set<string>();
+      for (const s of n.subnets) {
+        const fam = s.cidr.includes(':') ? '6' : '4';
+        if (seen.has(fam)) continue;
+        seen.add(fam);
+        addRoute(target, { dst: 'default', family: fam === '6' ? 6 : 4, gateway: s.gateway, dev: link.index });
+      }
+    }
+  } catch (err) {
+    deleteLink(host, e.hostIfname);
+    throw err;
+  }
+}
+
+/** Deletes the endpoint's veth pair (both ends go together); missing is success. */
+export function detachEndpoint(host: Netns, e: Pick<EndpointRecord, 'hostIfname'>): void {
+  deleteLink(host, e.hostIfname);
+}

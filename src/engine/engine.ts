@@ -1,0 +1,548 @@
+/**
+ * The engine: the typed library API that every face (CLI, CNI, agent) calls. It validates
+ * everything first, records intent in the store, then drives the kernel through idempotent
+ * driver steps, and undoes its own work when a step fails — so bad input and failures
+ * leave kernel and store as they were.
+ *
+ * Crash safety: an endpoint is written as `creating` (with its addresses reserved) before
+ * any kernel work and marked `ready` after. A process killed in between leaves a
+ * `creating` row whose kernel objects have deterministic names; the next operation on the
+ * same endpoint, or `repair`, removes them and the row.
+ */
+import crypto from 'node:crypto';
+import { NsnetError, isNsnetError } from '../errors.js';
+import { Netns, createNetns, deleteNetns, netnsExists, validateNetnsName } from '../kernel/netns/netns.js';
+import { readSysctl, writeSysctl } from '../kernel/netns/sysctl.js';
+import { getLink, listLinks, validateIfname } from '../kernel/netlink/route/link.js';
+import { listAddresses } from '../kernel/netlink/route/addr.js';
+import { listRoutes } from '../kernel/netlink/route/route.js';
+import { Store, resolveStateDir } from '../store/store.js';
+import { Firewall } from '../firewall/firewall.js';
+import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork } from '../drivers/bridge.js';
+import { hostUpstreams, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
+import { Cidr, parseCidr } from '../ipam/cidr.js';
+import { IpAddress, MacAddress, isUnicastMac, randomMac } from '../ipam/address.js';
+import { AddressSet, allocateAddress, defaultGateway } from '../ipam/allocator.js';
+import { chooseSubnet } from '../ipam/pool.js';
+import { validateGateway, validateSubnets } from '../ipam/validate.js';
+import { publish } from '../diagnostics.js';
+import type {
+  Change, CurrentState, EndpointRecord, EndpointSpec, NamespaceRecord, NetworkRecord, NetworkSpec, SubnetRecord, Topology,
+} from './types.js';
+import { describePlan, downTopology, planTopology } from './planner.js';
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Host-side veth names: `nsv` + 9 hex digits of a hash of (network, namespace). */
+const HOST_VETH_PREFIX = 'nsv';
+
+export function validateName(kind: 'network' | 'namespace', name: string): void {
+  if (!NAME_RE.test(name)) {
+    throw new NsnetError(kind === 'network' ? 'NAME_INVALID' : 'NS_NAME_INVALID',
+      `invalid ${kind} name "${name}": use 1–64 letters, digits, '_', '.', '-', starting with a letter or digit`, { object: name });
+  }
+}
+
+function hash(...parts: string[]): string {
+  return crypto.createHash('sha256').update(parts.join('\0')).digest('hex');
+}
+
+export function hostVethName(network: string, namespace: string): string {
+  return `${HOST_VETH_PREFIX}${hash(network, namespace).slice(0, 9)}`;
+}
+
+export function defaultBridgeName(network: string): string {
+  const plain = `nsbr-${network}`;
+  return Buffer.byteLength(plain) <= 15 && /^[A-Za-z0-9_.-]+$/.test(network) ? plain : `nsbr-${hash(network).slice(0, 10)}`;
+}
+
+const now = (): string => new Date().toISOString();
+
+/**
+ * Fault injection for the crash-recovery tests: with NSNET_CRASH_AT=<point> the process
+ * kills itself with SIGKILL at that point, exactly like `kill -9` between two steps.
+ */
+function crashPoint(point: string): void {
+  if (process.env.NSNET_CRASH_AT === point) process.kill(process.pid, 'SIGKILL');
+}
+
+export interface NsnetOptions {
+  /** State directory; default $NSNET_STATE_DIR or /var/lib/nsnet. */
+  stateDir?: string;
+}
+
+export interface OpOptions {
+  /** The topology file that makes the object (apply), or undefined for imperative calls. */
+  source?: string | null;
+}
+
+export interface ApplyResult {
+  changes: Change[];
+  descriptions: string[];
+}
+
+export interface NamespaceStatus extends NamespaceRecord {
+  exists: boolean;
+  endpoints: EndpointRecord[];
+}
+
+export class Nsnet {
+  readonly store: Store;
+  readonly host: Netns;
+  private readonly firewall = new Firewall();
+
+  constructor(opts: NsnetOptions = {}) {
+    this.store = new Store(resolveStateDir(opts.stateDir));
+    this.host = Netns.host();
+  }
+
+  close(): void {
+    this.firewall.close();
+    this.store.close();
+  }
+
+  // ---- namespaces ------------------------------------------------------------------------
+
+  /** Creates a named namespace with loopback up. Equivalent: `ip netns add NAME`. */
+  addNamespace(name: string, o: OpOptions = {}): NamespaceRecord {
+    validateName('namespace', name);
+    if (this.store.namespace(name) || netnsExists(name)) {
+      throw new NsnetError('NS_EXISTS', `namespace ${name} already exists`, { object: name });
+    }
+    const ns = createNetns(name);
+    ns.close();
+    const rec: NamespaceRecord = { name, managed: true, source: o.source ?? null, createdAt: now() };
+    try {
+      this.store.immediate(() => this.store.insertNamespace(rec));
+    } catch (e) {
+      deleteNetns(name);
+      throw e;
+    }
+    publish('engine:namespace-added', { name });
+    return rec;
+  }
+
+  /** Disconnects every endpoint of the namespace and deletes it (if nsnet created it). */
+  removeNamespace(name: string): void {
+    validateName('namespace', name);
+    const rec = this.store.namespace(name);
+    if (!rec && !netnsExists(name)) throw new NsnetError('NS_NOT_FOUND', `namespace ${name} not found`, { object: name });
+    for (const e of this.store.endpoints({ namespace: name })) this.disconnect(e.network, name);
+    if (!rec || rec.managed) deleteNetns(name);
+    removeNamespaceEtc(name);
+    this.store.immediate(() => this.store.deleteNamespace(name));
+    publish('engine:namespace-removed', { name });
+  }
+
+  listNamespaces(): NamespaceStatus[] {
+    const endpoints = this.store.endpoints();
+    return this.store.namespaces().map((n) => ({
+      ...n, exists: netnsExists(n.name), endpoints: endpoints.filter((e) => e.namespace === n.name),
+    }));
+  }
+
+  // ---- networks --------------------------------------------------------------------------
+
+  /** Everything a new subnet must not overlap: nsnet's networks and the host's routes and addresses. */
+  private occupiedPrefixes(): Cidr[] {
+    const out: Cidr[] = [];
+    for (const n of this.store.networks()) for (const s of n.subnets) out.push(Cidr.parse(s.cidr));
+    for (const r of listRoutes(this.host, { table: 'all' })) {
+      if (r.dst === 'default' || r.dst === '?') continue;
+      try { out.push(Cidr.containing(IpAddress.parse(r.dst.split('/')[0]!), Number(r.dst.split('/')[1]))); } catch { /* multicast etc. */ }
+    }
+    for (const a of listAddresses(this.host)) {
+      if (a.scope === 253 && a.family === 6) continue; // link-local
+      try { out.push(Cidr.containing(IpAddress.parse(a.address), a.prefixlen)); } catch { /* ignore */ }
+    }
+    return out;
+  }
+
+  private resolveSubnets(spec: NetworkSpec): SubnetRecord[] {
+    const given = (spec.subnets ?? []).map((s) => parseCidr(s));
+    const gateways = (spec.gateways ?? []).map((g) => {
+      try { return IpAddress.parse(g); } catch (e) {
+        throw new NsnetError('GATEWAY_INVALID', `invalid gateway "${g}" for network ${spec.name}`, { object: spec.name, cause: e });
+      }
+    });
+    const subnets = [...given];
+    if (subnets.length === 0 || (spec.ipv6 && !subnets.some((s) => s.family === 6))) {
+      const avoid = this.occupiedPrefixes();
+      if (subnets.length === 0) subnets.push(chooseSubnet({ family: 4, avoid }));
+      if (spec.ipv6 && !subnets.some((s) => s.family === 6)) subnets.push(chooseSubnet({ family: 6, avoid }));
+    }
+    validateSubnets(subnets);
+    // Overlap with other nsnet networks.
+    for (const other of this.store.networks()) {
+      if (other.name === spec.name) continue;
+      for (const s of subnets) for (const o of other.subnets) {
+        if (s.overlaps(Cidr.parse(o.cidr))) {
+          throw new NsnetError('SUBNET_OVERLAP', `subnet ${s} of network ${spec.name} overlaps ${o.cidr} of network ${other.name}`, { object: spec.name });
+        }
+      }
+    }
+    const used = new Set<number>();
+    const records = subnets.map((s) => {
+      const gi = gateways.findIndex((g, i) => !used.has(i) && g.family === s.family && s.contains(g));
+      let gw: IpAddress;
+      if (gi >= 0) {
+        used.add(gi);
+        gw = gateways[gi]!;
+        validateGateway(s, gw);
+      } else {
+        gw = defaultGateway(s);
+      }
+      return { cidr: s.toString(), gateway: gw.toString() };
+    });
+    gateways.forEach((g, i) => {
+      if (!used.has(i)) {
+        throw new NsnetError('GATEWAY_INVALID', `gateway ${g} of network ${spec.name} is not inside any of its subnets (${records.map((r) => r.cidr).join(', ')})`, { object: spec.name });
+      }
+    });
+    return records;
+  }
+
+  /** Creates a bridge network. Equivalent: `docker network create` / `podman network create`. */
+  createNetwork(spec: NetworkSpec, o: OpOptions = {}): NetworkRecord {
+    validateName('network', spec.name);
+    if ((spec.driver ?? 'bridge') !== 'bridge') {
+      throw new NsnetError('USAGE', `network driver "${spec.driver}" is not available yet (bridge is)`, { object: spec.name });
+    }
+    if (this.store.network(spec.name)) throw new NsnetError('NETWORK_EXISTS', `network ${spec.name} already exists`, { object: spec.name });
+    if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 68 || spec.mtu > 65535)) {
+      throw new NsnetError('USAGE', `invalid MTU ${spec.mtu} for network ${spec.name}: must be 68–65535`, { object: spec.name });
+    }
+    const bridge = spec.bridge ?? defaultBridgeName(spec.name);
+    validateIfname(bridge);
+    const owner = this.store.networkByBridge(bridge);
+    if (owner) throw new NsnetError('NETWORK_EXISTS', `bridge ${bridge} is already used by network ${owner.name}`, { object: bridge });
+    if (getLink(this.host, bridge)) {
+      throw new NsnetError('NETLINK_EEXIST', `a link named ${bridge} already exists and is not nsnet's: choose another --bridge`, { object: bridge });
+    }
+    const subnets = this.resolveSubnets(spec);
+    const rec: NetworkRecord = {
+      name: spec.name, driver: 'bridge', bridge, subnets, internal: spec.internal ?? false,
+      masquerade: spec.masquerade ?? true, mtu: spec.mtu ?? null, source: o.source ?? null,
+      declared: spec, createdAt: now(),
+    };
+    this.store.immediate(() => {
+      if (this.store.network(spec.name)) throw new NsnetError('NETWORK_EXISTS', `network ${spec.name} already exists`, { object: spec.name });
+      this.store.insertNetwork(rec);
+    });
+    crashPoint('network:recorded');
+    try {
+      ensureBridgeNetwork(this.host, rec);
+      this.enableForwarding(rec);
+      this.firewall.addNetwork(rec, this.store.networks());
+    } catch (e) {
+      this.firewall.removeNetwork(rec, this.store.networks().filter((n) => n.name !== rec.name));
+      deleteBridgeNetwork(this.host, rec);
+      this.store.immediate(() => this.store.deleteNetwork(rec.name));
+      throw e;
+    }
+    publish('engine:network-created', { name: rec.name, subnets: rec.subnets });
+    return rec;
+  }
+
+  /**
+   * Turns on forwarding for the families a routed network needs. The value found before
+   * nsnet first changed it is kept in the store so `reset` can put it back.
+   */
+  private enableForwarding(n: NetworkRecord): void {
+    if (n.internal) return;
+    const keys = new Set<string>();
+    for (const s of n.subnets) keys.add(s.cidr.includes(':') ? 'net.ipv6.conf.all.forwarding' : 'net.ipv4.ip_forward');
+    for (const key of keys) {
+      const cur = readSysctl(this.host, key);
+      if (cur === '1') continue;
+      this.store.immediate(() => {
+        if (this.store.meta(`sysctl:${key}`) === undefined) this.store.setMeta(`sysctl:${key}`, cur);
+      });
+      writeSysctl(this.host, key, '1');
+    }
+  }
+
+  /** Removes a network; with endpoints only when `force` (they are disconnected first). */
+  removeNetwork(name: string, o: { force?: boolean } = {}): void {
+    const rec = this.requireNetwork(name);
+    const eps = this.store.endpoints({ network: name });
+    if (eps.length > 0 && !o.force) {
+      throw new NsnetError('NETWORK_IN_USE', `network ${name} has ${eps.length} endpoint(s) (${eps.map((e) => e.namespace).join(', ')}): disconnect them or use --force`, { object: name });
+    }
+    for (const e of eps) this.disconnect(name, e.namespace);
+    deleteBridgeNetwork(this.host, rec);
+    this.firewall.removeNetwork(rec, this.store.networks().filter((n) => n.name !== name));
+    this.store.immediate(() => this.store.deleteNetwork(name));
+    publish('engine:network-removed', { name });
+  }
+
+  requireNetwork(name: string): NetworkRecord {
+    const rec = this.store.network(name);
+    if (!rec) throw new NsnetError('NETWORK_NOT_FOUND', `network ${name} not found`, { object: name });
+    return rec;
+  }
+
+  listNetworks(): Array<NetworkRecord & { endpoints: number }> {
+    const eps = this.store.endpoints();
+    return this.store.networks().map((n) => ({ ...n, endpoints: eps.filter((e) => e.network === n.name).length }));
+  }
+
+  inspectNetwork(name: string): NetworkRecord & { endpoints: EndpointRecord[]; bridgeIndex: number | undefined } {
+    const rec = this.requireNetwork(name);
+    return { ...rec, endpoints: this.store.endpoints({ network: name }), bridgeIndex: getLink(this.host, rec.bridge)?.index };
+  }
+
+  // ---- endpoints -------------------------------------------------------------------------
+
+  /** Reserves addresses and writes the endpoint as `creating`, in one IMMEDIATE transaction. */
+  private reserveEndpoint(net: NetworkRecord, spec: EndpointSpec, source: string | null): EndpointRecord {
+    const requested = (spec.ips ?? []).map((ip) => {
+      try { return IpAddress.parse(ip.split('/')[0]!); } catch (e) {
+        throw new NsnetError('ADDRESS_INVALID', `invalid IP "${ip}" for ${spec.namespace} on ${net.name}`, { object: ip, cause: e });
+      }
+    });
+    const subnets = net.subnets.map((s) => ({ rec: s, cidr: Cidr.parse(s.cidr), gw: IpAddress.parse(s.gateway) }));
+    const bySubnet = new Map<number, IpAddress>();
+    for (const r of requested) {
+      const i = subnets.findIndex((s) => s.cidr.contains(r));
+      if (i < 0) {
+        throw new NsnetError('IPAM_OUT_OF_SUBNET', `address ${r} is outside network ${net.name}'s subnets (${net.subnets.map((s) => s.cidr).join(', ')})`, { object: r.toString() });
+      }
+      if (bySubnet.has(i)) throw new NsnetError('USAGE', `two addresses requested in subnet ${subnets[i]!.rec.cidr}`, { object: r.toString() });
+      bySubnet.set(i, r);
+    }
+    let mac: string;
+    if (spec.mac) {
+      const m = MacAddress.parse(spec.mac);
+      if (!isUnicastMac(m)) throw new NsnetError('MAC_INVALID', `MAC ${spec.mac} is not a unicast address`, { object: spec.mac });
+      mac = m.toString();
+    } else {
+      mac = randomMac().toString();
+    }
+    const ifname = spec.ifname ?? this.nextIfname(spec.namespace);
+    validateIfname(ifname);
+    const rec: EndpointRecord = {
+      network: net.name, namespace: spec.namespace, ifname, hostIfname: hostVethName(net.name, spec.namespace), mac,
+      addresses: [], aliases: spec.aliases ?? [], state: 'creating', source, declared: spec, createdAt: now(),
+    };
+    this.store.immediate(() => {
+      const existing = this.store.endpoint(net.name, spec.namespace);
+      if (existing) {
+        throw new NsnetError('ENDPOINT_EXISTS', `namespace ${spec.namespace} is already connected to network ${net.name}`, { object: `${spec.namespace}@${net.name}` });
+      }
+      for (const other of this.store.endpoints({ namespace: spec.namespace })) {
+        if (other.ifname === ifname) {
+          throw new NsnetError('ENDPOINT_EXISTS', `namespace ${spec.namespace} already has interface ${ifname} (network ${other.network})`, { object: ifname });
+        }
+      }
+      const inUse = new AddressSet(this.store.allocatedAddresses(net.name).map((a) => IpAddress.parse(a)));
+      subnets.forEach((s, i) => {
+        const want = bySubnet.get(i);
+        if (want) {
+          const owner = this.store.allocationOwner(net.name, want.toString());
+          if (owner) {
+            throw new NsnetError('IPAM_ADDRESS_TAKEN', `address ${want} on network ${net.name} is already used by ${owner}`, { object: want.toString() });
+          }
+        }
+        const cursor = this.store.cursor(net.name, s.rec.cidr);
+        const addr = allocateAddress({
+          subnet: s.cidr, gateway: s.gw, inUse, requested: want,
+          after: cursor ? IpAddress.parse(cursor) : undefined,
+        });
+        this.store.insertAllocation(net.name, addr.toString(), spec.namespace);
+        if (!want) this.store.setCursor(net.name, s.rec.cidr, addr.toString());
+        inUse.add(addr);
+        rec.addresses.push(`${addr}/${s.cidr.prefixLength}`);
+      });
+      if (!this.store.namespace(spec.namespace)) {
+        // A namespace made by someone else (`ip netns add`): adopted, never deleted by nsnet.
+        this.store.insertNamespace({ name: spec.namespace, managed: false, source: null, createdAt: now() });
+      }
+      this.store.insertEndpoint(rec);
+    });
+    return rec;
+  }
+
+  private nextIfname(namespace: string): string {
+    const taken = new Set(this.store.endpoints({ namespace }).map((e) => e.ifname));
+    let kernelNames: Set<string> | undefined;
+    try {
+      const ns = Netns.open(namespace);
+      try { kernelNames = new Set(listLinks(ns).map((l) => l.name)); } finally { ns.close(); }
+    } catch { /* reported by connect itself */ }
+    for (let i = 0; ; i++) {
+      const name = `eth${i}`;
+      if (!taken.has(name) && !kernelNames?.has(name)) return name;
+    }
+  }
+
+  /**
+   * Attaches a namespace to a network: veth pair, bridge port, addresses, loopback, default
+   * routes, resolv.conf. Equivalent: `docker network connect NET CONTAINER`.
+   */
+  connect(spec: EndpointSpec, o: OpOptions = {}): EndpointRecord {
+    validateName('namespace', spec.namespace);
+    const net = this.requireNetwork(spec.network);
+    if (spec.ifname !== undefined) validateIfname(spec.ifname);
+    const stale = this.store.endpoint(net.name, spec.namespace);
+    if (stale && stale.state !== 'ready') this.rollbackEndpoint(stale);
+    // Open the namespace before reserving anything: a missing one is a clean error.
+    const target = Netns.open(spec.namespace);
+    try {
+      const rec = this.reserveEndpoint(net, spec, o.source ?? null);
+      crashPoint('connect:reserved');
+      try {
+        const br = getLink(this.host, net.bridge) ?? ensureBridgeNetwork(this.host, net);
+        attachEndpoint(this.host, target, net, br.index, rec);
+        crashPoint('connect:attached');
+      } catch (e) {
+        this.store.immediate(() => this.store.deleteEndpoint(net.name, spec.namespace));
+        throw e;
+      }
+      this.store.immediate(() => this.store.setEndpointState(net.name, spec.namespace, 'ready'));
+      writeNamespaceResolvConf(spec.namespace, hostUpstreams());
+      rec.state = 'ready';
+      publish('engine:connected', { network: net.name, namespace: spec.namespace, addresses: rec.addresses });
+      return rec;
+    } finally {
+      target.close();
+    }
+  }
+
+  /** Detaches a namespace from a network and releases its addresses. */
+  disconnect(network: string, namespace: string): void {
+    const e = this.store.endpoint(network, namespace);
+    if (!e) {
+      this.requireNetwork(network);
+      throw new NsnetError('ENDPOINT_NOT_FOUND', `namespace ${namespace} is not connected to network ${network}`, { object: `${namespace}@${network}` });
+    }
+    this.store.immediate(() => this.store.setEndpointState(network, namespace, 'removing'));
+    crashPoint('disconnect:marked');
+    detachEndpoint(this.host, e);
+    this.store.immediate(() => this.store.deleteEndpoint(network, namespace));
+    publish('engine:disconnected', { network, namespace });
+  }
+
+  private rollbackEndpoint(e: EndpointRecord): void {
+    detachEndpoint(this.host, e);
+    this.store.immediate(() => this.store.deleteEndpoint(e.network, e.namespace));
+    publish('engine:rolled-back', { network: e.network, namespace: e.namespace, state: e.state });
+  }
+
+  // ---- overview --------------------------------------------------------------------------
+
+  status(): { networks: Array<NetworkRecord & { endpoints: number }>; namespaces: NamespaceStatus[]; endpoints: EndpointRecord[] } {
+    return { networks: this.listNetworks(), namespaces: this.listNamespaces(), endpoints: this.store.endpoints() };
+  }
+
+  // ---- declarative -----------------------------------------------------------------------
+
+  private currentState(filter: (source: string | null) => boolean): CurrentState {
+    return {
+      networks: this.store.networks().filter((n) => filter(n.source)),
+      namespaces: this.store.namespaces().filter((n) => filter(n.source)),
+      endpoints: this.store.endpoints().filter((e) => filter(e.source)),
+    };
+  }
+
+  plan(t: Topology): ApplyResult {
+    const current = this.currentState((s) => s === t.source);
+    const changes = planTopology(t, current, this.currentState((s) => s !== t.source));
+    return { changes, descriptions: describePlan(changes, current) };
+  }
+
+  apply(t: Topology, onChange?: (c: Change, i: number, total: number) => void): ApplyResult {
+    const result = this.plan(t);
+    this.execute(result.changes, t.source, onChange);
+    return result;
+  }
+
+  down(t: Topology, onChange?: (c: Change, i: number, total: number) => void): ApplyResult {
+    const current = this.currentState((s) => s === t.source);
+    const changes = downTopology(t, current, this.currentState((s) => s !== t.source));
+    const descriptions = describePlan(changes, current);
+    this.execute(changes, t.source, onChange);
+    return { changes, descriptions };
+  }
+
+  private execute(changes: readonly Change[], source: string, onChange?: (c: Change, i: number, total: number) => void): void {
+    changes.forEach((c, i) => {
+      onChange?.(c, i, changes.length);
+      switch (c.kind) {
+        case 'create-network': this.createNetwork(c.spec, { source }); break;
+        case 'remove-network': this.removeNetwork(c.name, { force: true }); break;
+        case 'create-namespace': this.addNamespace(c.name, { source }); break;
+        case 'remove-namespace': this.removeNamespace(c.name); break;
+        case 'connect': this.connect(c.spec, { source }); break;
+        case 'disconnect': this.disconnect(c.network, c.namespace); break;
+      }
+    });
+  }
+
+  // ---- whole-system ----------------------------------------------------------------------
+
+  /**
+   * Removes everything nsnet created — endpoints, networks, namespaces it made, its
+   * nftables table, the per-namespace resolv.conf files — restores the sysctls it changed,
+   * and nothing else.
+   */
+  reset(): { endpoints: number; networks: number; namespaces: number } {
+    const counts = { endpoints: 0, networks: 0, namespaces: 0 };
+    for (const e of this.store.endpoints()) { detachEndpoint(this.host, e); counts.endpoints++; }
+    for (const n of this.store.networks()) { deleteBridgeNetwork(this.host, n); counts.networks++; }
+    for (const n of this.store.namespaces()) {
+      if (n.managed) { deleteNetns(n.name); counts.namespaces++; }
+      removeNamespaceEtc(n.name);
+    }
+    this.firewall.deleteTable();
+    for (const key of ['net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding']) {
+      const orig = this.store.meta(`sysctl:${key}`);
+      if (orig !== undefined) writeSysctl(this.host, key, orig);
+    }
+    this.store.immediate(() => {
+      this.store.db.exec('DELETE FROM endpoints; DELETE FROM allocations; DELETE FROM cursors; DELETE FROM networks; DELETE FROM namespaces; DELETE FROM meta WHERE key LIKE \'sysctl:%\';');
+    });
+    this.leakedHostVeths().forEach((l) => detachEndpoint(this.host, { hostIfname: l }));
+    publish('engine:reset', counts);
+    return counts;
+  }
+
+  /** Host veths with nsnet's prefix that no endpoint owns (left by a crash). */
+  private leakedHostVeths(): string[] {
+    const owned = new Set(this.store.endpoints().map((e) => e.hostIfname));
+    return listLinks(this.host)
+      .filter((l) => l.kind === 'veth' && l.name.startsWith(HOST_VETH_PREFIX) && /^nsv[0-9a-f]{9}$/.test(l.name) && !owned.has(l.name))
+      .map((l) => l.name);
+  }
+
+  /**
+   * Reconciles the kernel with the store after a crash: rolls back endpoints caught half
+   * way, deletes leaked host veths, re-ensures every network's bridge, addresses and
+   * forwarding, and rebuilds nsnet's firewall table from the store.
+   */
+  repair(): { rolledBack: string[]; leaked: string[]; networks: string[] } {
+    const rolledBack: string[] = [];
+    for (const e of this.store.endpoints()) {
+      if (e.state !== 'ready') { this.rollbackEndpoint(e); rolledBack.push(`${e.namespace}@${e.network}`); continue; }
+      if (!getLink(this.host, e.hostIfname)) {
+        // The namespace vanished (deleted by hand): its veth went with it.
+        this.store.immediate(() => this.store.deleteEndpoint(e.network, e.namespace));
+        rolledBack.push(`${e.namespace}@${e.network}`);
+      }
+    }
+    const leaked = this.leakedHostVeths();
+    for (const l of leaked) detachEndpoint(this.host, { hostIfname: l });
+    // Allocations without an endpoint.
+    this.store.immediate(() => {
+      this.store.db.exec('DELETE FROM allocations WHERE NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.network = allocations.network AND e.namespace = allocations.namespace)');
+    });
+    const networks = this.store.networks();
+    for (const n of networks) { ensureBridgeNetwork(this.host, n); this.enableForwarding(n); }
+    if (networks.length > 0) this.firewall.rebuild(networks);
+    return { rolledBack, leaked, networks: networks.map((n) => n.name) };
+  }
+}
+
+export function isMissingNamespace(e: unknown): boolean {
+  return isNsnetError(e, 'NS_NOT_FOUND');
+}
+

@@ -1,0 +1,106 @@
+/**
+ * The engine's vocabulary (DESIGN.md): networks, namespaces, endpoints. Records are what
+ * the store holds; specs are what a user asks for (CLI flags, library calls, topology
+ * files). Addresses are text in canonical form (IPv6 per RFC 5952).
+ */
+
+export type Driver = 'bridge';
+
+/** A user's request for a network. Omitted fields take defaults. */
+export interface NetworkSpec {
+  name: string;
+  driver?: Driver;
+  /** CIDRs; none → one IPv4 /24 from the default pool (plus an IPv6 /64 with `ipv6`). */
+  subnets?: string[];
+  /** Gateways, at most one per subnet, matched to subnets by containment. */
+  gateways?: string[];
+  /** Ask for a pool-picked IPv6 subnet too (when `subnets` has no IPv6 one). */
+  ipv6?: boolean;
+  /** Bridge device name; default derived from the network name. */
+  bridge?: string;
+  internal?: boolean;
+  /** Masquerade traffic to the outside (default true; meaningless when internal). */
+  masquerade?: boolean;
+  mtu?: number;
+}
+
+export interface SubnetRecord {
+  cidr: string;
+  gateway: string;
+}
+
+export interface NetworkRecord {
+  name: string;
+  driver: Driver;
+  bridge: string;
+  subnets: SubnetRecord[];
+  internal: boolean;
+  masquerade: boolean;
+  mtu: number | null;
+  /** Which topology file created it (absolute path), or null when made imperatively. */
+  source: string | null;
+  /** The spec as declared (for the planner: what the user pinned vs what was picked). */
+  declared: NetworkSpec;
+  createdAt: string;
+}
+
+export interface NamespaceRecord {
+  name: string;
+  /** True when nsnet created /run/netns/NAME (and so removes it); false when adopted. */
+  managed: boolean;
+  source: string | null;
+  createdAt: string;
+}
+
+export interface EndpointSpec {
+  network: string;
+  namespace: string;
+  /** Static addresses (no prefix: the subnet's is used), at most one per subnet. */
+  ips?: string[];
+  ifname?: string;
+  mac?: string;
+  aliases?: string[];
+}
+
+export type EndpointState = 'creating' | 'ready' | 'removing';
+
+export interface EndpointRecord {
+  network: string;
+  namespace: string;
+  ifname: string;
+  /** The host-side veth, derived deterministically from (network, namespace). */
+  hostIfname: string;
+  mac: string;
+  /** Interface addresses with prefix, e.g. 10.89.0.2/24, fd00::2/64. */
+  addresses: string[];
+  aliases: string[];
+  state: EndpointState;
+  source: string | null;
+  declared: EndpointSpec;
+  createdAt: string;
+}
+
+/** A parsed, validated topology file (see src/engine/topology.ts). */
+export interface Topology {
+  /** Absolute path of the file, used as the `source` of everything it creates. */
+  source: string;
+  networks: NetworkSpec[];
+  namespaces: Array<{ name: string }>;
+  endpoints: EndpointSpec[];
+}
+
+/** One step of a plan; the applier executes them in order. */
+export type Change =
+  | { kind: 'create-network'; spec: NetworkSpec }
+  | { kind: 'remove-network'; name: string }
+  | { kind: 'create-namespace'; name: string }
+  | { kind: 'remove-namespace'; name: string }
+  | { kind: 'connect'; spec: EndpointSpec }
+  | { kind: 'disconnect'; network: string; namespace: string };
+
+/** What the planner compares a topology with: the records a file created earlier. */
+export interface CurrentState {
+  networks: NetworkRecord[];
+  namespaces: NamespaceRecord[];
+  endpoints: EndpointRecord[];
+}
