@@ -419,6 +419,7 @@ export class Nsnet {
     crashPoint('disconnect:marked');
     detachEndpoint(this.host, e);
     this.store.immediate(() => this.store.deleteEndpoint(network, namespace));
+    if (this.store.endpoints({ namespace }).length === 0) removeNamespaceEtc(namespace);
     publish('engine:disconnected', { network, namespace });
   }
 
