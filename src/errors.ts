@@ -48,6 +48,10 @@ export type ErrorCode =
   | 'ENDPOINT_NOT_FOUND'
   | 'STORE_ERROR'
   | 'TOPOLOGY_INVALID'
+  | 'PORT_IN_USE'
+  | 'PORT_NOT_FOUND'
+  | 'POLICY_EXISTS'
+  | 'POLICY_NOT_FOUND'
   | 'USAGE';
 
 export interface ErrorDetails {

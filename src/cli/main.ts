@@ -142,17 +142,106 @@ program.command('connect <network> <namespace>').description('attach a namespace
   .option('--ifname <if>', 'interface name inside the namespace (default eth0, eth1, …)')
   .option('--mac <mac>', 'MAC address of the interface')
   .option('--alias <name>', 'extra DNS name (repeatable)', collect)
+  .option('-p, --publish <spec>', 'publish a port, [HOSTIP:]HOSTPORT:PORT[/PROTO] (repeatable)', collect)
   .option('--json', 'print the endpoint as JSON')
-  .addHelpText('after', '\nExample:\n  nsnet connect frontend web --ip 192.168.10.10 --alias www')
-  .action(async (networkName: string, namespace: string, o: { ip?: string[]; ifname?: string; mac?: string; alias?: string[]; json?: boolean }, cmd: Command) => {
-    const e = (await nsnet(cmd)).connect({ network: networkName, namespace, ips: o.ip, ifname: o.ifname, mac: o.mac, aliases: o.alias });
+  .addHelpText('after', '\nExample:\n  nsnet connect frontend web --ip 192.168.10.10 --alias www -p 8080:80')
+  .action(async (networkName: string, namespace: string, o: { ip?: string[]; ifname?: string; mac?: string; alias?: string[]; publish?: string[]; json?: boolean }, cmd: Command) => {
+    const engine = await nsnet(cmd);
+    const e = engine.connect({ network: networkName, namespace, ips: o.ip, ifname: o.ifname, mac: o.mac, aliases: o.alias });
+    if (o.publish?.length) {
+      try {
+        engine.publish(namespace, o.publish, { network: networkName });
+      } catch (err) {
+        engine.disconnect(networkName, namespace);
+        throw err;
+      }
+    }
     if (o.json) return json(e);
-    print(`${namespace} connected to ${networkName}: ${e.ifname} ${e.addresses.join(' ')} (${e.mac})`);
+    print(`${namespace} connected to ${networkName}: ${e.ifname} ${e.addresses.join(' ')} (${e.mac})${o.publish?.length ? `, published ${o.publish.join(' ')}` : ''}`);
   });
 program.command('disconnect <network> <namespace>').description('detach a namespace from a network')
   .action(async (networkName: string, namespace: string, _o, cmd: Command) => {
     (await nsnet(cmd)).disconnect(networkName, namespace);
     print(`${namespace} disconnected from ${networkName}`);
+  });
+
+// ---- published ports ----------------------------------------------------------------------
+
+program.command('publish <namespace> <specs...>').description('publish host ports to a namespace (DNAT)')
+  .option('--network <name>', 'the endpoint to forward to, when the namespace has several')
+  .option('--from <cidr>', 'only these sources may use the ports (repeatable)', collect)
+  .addHelpText('after', `
+Spec: [HOSTIP:]HOSTPORT[-END]:PORT[-END][/tcp|udp|sctp]   (default tcp, every host address)
+Reachable from outside via the host's addresses, from the host itself (its addresses and
+127.0.0.1) and from containers via the host's addresses (hairpin). IPv6 works except [::1],
+which the kernel cannot DNAT.
+Examples:
+  nsnet publish web 8080:80
+  nsnet publish web 127.0.0.1:8443:443 5000-5002:6000-6002/udp
+  nsnet publish db 5432:5432 --from 203.0.113.0/24`)
+  .action(async (namespace: string, specs: string[], o: { network?: string; from?: string[] }, cmd: Command) => {
+    const rows = (await nsnet(cmd)).publish(namespace, specs, { network: o.network, from: o.from });
+    print(`published ${[...new Set(rows.map((r) => r.spec))].join(', ')} → ${namespace} (${rows[0]?.network})`);
+  });
+program.command('unpublish <namespace> <spec>').description('remove a published port (clears its UDP conntrack entries)')
+  .action(async (namespace: string, spec: string, _o, cmd: Command) => {
+    const rows = (await nsnet(cmd)).unpublish(namespace, spec);
+    print(`unpublished ${rows[0]!.spec} from ${namespace}`);
+  });
+program.command('ports [namespace]').description('list published ports').option('--json', 'machine-readable output')
+  .action(async (namespace: string | undefined, o: { json?: boolean }, cmd: Command) => {
+    const rows = (await nsnet(cmd)).listPorts(namespace);
+    if (o.json) return json(rows);
+    print(renderTable(['NAMESPACE', 'HOST', 'PROTO', 'TARGET', 'FROM', 'SPEC'], rows.map((r) => [
+      r.namespace, `${r.hostIp === null ? '*' : r.hostIp}:${r.hostPort}`, r.proto,
+      [r.target4, r.target6 && `[${r.target6}]`].filter(Boolean).map((t) => `${t}:${r.containerPort}`).join(' '),
+      r.from.join(',') || '*', r.spec,
+    ])));
+  });
+
+// ---- policies -----------------------------------------------------------------------------
+
+const policy = program.command('policy').description('allow/deny traffic between networks, namespaces, CIDRs and the outside');
+const describeSel = (s: { kind: string; name?: string; cidr?: string }): string => s.kind === 'outside' ? 'outside' : s.kind === 'cidr' ? s.cidr! : `${s.kind === 'network' ? 'network' : 'ns'}:${s.name}`;
+policy.command('add').description('add a policy')
+  .option('--name <name>', 'policy name (default p<N>)')
+  .option('--allow', 'allow the traffic')
+  .option('--deny', 'drop the traffic')
+  .requiredOption('--from <selector>', 'network, namespace, CIDR or "outside"')
+  .requiredOption('--to <selector>', 'network, namespace, CIDR or "outside"')
+  .option('--port <p>', 'PORT[-END][/tcp|udp|sctp] (repeatable; default every port)', collect)
+  .option('--priority <n>', 'lower is evaluated first (default 100)')
+  .addHelpText('after', `
+Order: established replies first (policies are stateful), then policies by priority and
+creation order, then the defaults: same network allowed, different networks isolated,
+outside → network only through published ports, network → outside allowed unless internal.
+Examples:
+  nsnet policy add --allow --from frontend --to backend
+  nsnet policy add --allow --from app1 --to database --port 3306/tcp --priority 10
+  nsnet policy add --deny --from app1 --to app2 --name no-1-2`)
+  .action(async (o: { name?: string; allow?: boolean; deny?: boolean; from: string; to: string; port?: string[]; priority?: string }, cmd: Command) => {
+    if (!!o.allow === !!o.deny) throw new NsnetError('USAGE', 'give exactly one of --allow or --deny');
+    let priority: number | undefined;
+    if (o.priority !== undefined) {
+      if (!/^\d+$/.test(o.priority)) throw new NsnetError('USAGE', `invalid --priority "${o.priority}": use an integer`);
+      priority = Number(o.priority);
+    }
+    const p = (await nsnet(cmd)).addPolicy({ name: o.name, action: o.allow ? 'allow' : 'deny', from: o.from, to: o.to, ports: o.port, priority });
+    print(`policy ${p.name} added: ${p.action} ${describeSel(p.from)} → ${describeSel(p.to)}${p.ports.length ? ` ports ${(o.port ?? []).join(',')}` : ''} (priority ${p.priority})`);
+  });
+policy.command('rm <name>').alias('del').description('remove a policy')
+  .action(async (name: string, _o, cmd: Command) => {
+    (await nsnet(cmd)).removePolicy(name);
+    print(`policy ${name} removed`);
+  });
+policy.command('ls').alias('list').description('list policies in evaluation order').option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }, cmd: Command) => {
+    const list = (await nsnet(cmd)).listPolicies();
+    if (o.json) return json(list);
+    print(renderTable(['PRIORITY', 'NAME', 'ACTION', 'FROM', 'TO', 'PORTS'], list.map((p) => [
+      String(p.priority), p.name, p.action, describeSel(p.from), describeSel(p.to),
+      p.ports.map((f) => `${f.start === f.end ? f.start : `${f.start}-${f.end}`}/${f.protos.join('+')}`).join(',') || 'all',
+    ])));
   });
 
 program.command('status').description('networks, namespaces and endpoints at a glance').option('--json', 'machine-readable output')

@@ -13,7 +13,7 @@
 import { Netns } from '../kernel/netns/netns.js';
 import { addAddress, deleteAddress, listAddresses } from '../kernel/netlink/route/addr.js';
 import { addRoute } from '../kernel/netlink/route/route.js';
-import { createVeth, deleteLink, ensureBridge, getLink, setLinkMtu, setLinkUp, type Link } from '../kernel/netlink/route/link.js';
+import { createVeth, deleteLink, ensureBridge, getLink, setBridgePort, setLinkMtu, setLinkUp, type Link } from '../kernel/netlink/route/link.js';
 import type { EndpointRecord, NetworkRecord } from '../engine/types.js';
 
 function prefixOf(cidr: string): string {
@@ -22,7 +22,9 @@ function prefixOf(cidr: string): string {
 
 /** Ensures the bridge exists, holds every gateway address, has the MTU and is up. */
 export function ensureBridgeNetwork(host: Netns, n: NetworkRecord): Link {
-  const br = ensureBridge(host, n.bridge, n.mtu ? { mtu: n.mtu } : {});
+  // nfCall: this bridge's bridged traffic passes nsnet's inet hooks, so policies between
+  // members of one network are enforced statefully (per bridge, not the host-wide sysctl).
+  const br = ensureBridge(host, n.bridge, { nfCall: true, ...(n.mtu ? { mtu: n.mtu } : {}) });
   if (n.mtu && br.mtu !== n.mtu) setLinkMtu(host, br.index, n.mtu);
   const have = new Set(listAddresses(host, { dev: br.index }).map((a) => `${a.address}/${a.prefixlen}`));
   for (const s of n.subnets) {
@@ -57,6 +59,10 @@ export function attachEndpoint(host: Netns, target: Netns, n: NetworkRecord, bri
     { master: bridgeIndex, up: true, ...(mtu ? { mtu } : {}) },
   );
   try {
+    // Hairpin: a container reaching its own published port through the host's address is
+    // DNATed back to itself; the bridge must then send the frame out of the port it came in
+    // on (Docker and the CNI bridge plugin's hairpinMode do the same).
+    setBridgePort(host, e.hostIfname, { hairpin: true });
     const link = getLink(target, e.ifname);
     if (!link) throw new Error(`veth peer ${e.ifname} vanished from ${target.label}`);
     for (const a of e.addresses) addAddress(target, link.index, a);

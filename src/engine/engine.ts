@@ -17,7 +17,10 @@ import { getLink, listLinks, validateIfname } from '../kernel/netlink/route/link
 import { listAddresses } from '../kernel/netlink/route/addr.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
 import { Store, resolveStateDir } from '../store/store.js';
-import { Firewall } from '../firewall/firewall.js';
+import { Firewall, type FirewallState } from '../firewall/firewall.js';
+import { expandPortSpec, parsePortFilter, parsePortSpec, type PortMapping } from './ports.js';
+import { clearUdpConntrack } from '../kernel/netlink/conntrack.js';
+import { findPortHolder } from './listeners.js';
 import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork } from '../drivers/bridge.js';
 import { hostUpstreams, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
 import { Cidr, parseCidr } from '../ipam/cidr.js';
@@ -27,7 +30,8 @@ import { chooseSubnet } from '../ipam/pool.js';
 import { validateGateway, validateSubnets } from '../ipam/validate.js';
 import { publish } from '../diagnostics.js';
 import type {
-  Change, CurrentState, EndpointRecord, EndpointSpec, NamespaceRecord, NetworkRecord, NetworkSpec, SubnetRecord, Topology,
+  Change, CurrentState, EndpointRecord, EndpointSpec, NamespaceRecord, NetworkRecord, NetworkSpec, PolicyRecord, PolicySpec,
+  PublishRecord, Selector, SubnetRecord, Topology,
 } from './types.js';
 import { describePlan, downTopology, planTopology } from './planner.js';
 
@@ -232,11 +236,11 @@ export class Nsnet {
     try {
       ensureBridgeNetwork(this.host, rec);
       this.enableForwarding(rec);
-      this.firewall.addNetwork(rec, this.store.networks());
+      this.firewall.network('add', rec, this.policiesNaming({ kind: 'network', name: rec.name }), () => this.firewallState());
     } catch (e) {
-      this.firewall.removeNetwork(rec, this.store.networks().filter((n) => n.name !== rec.name));
       deleteBridgeNetwork(this.host, rec);
       this.store.immediate(() => this.store.deleteNetwork(rec.name));
+      if (this.firewall.tablesExist()) this.firewall.rebuild(this.firewallState());
       throw e;
     }
     publish('engine:network-created', { name: rec.name, subnets: rec.subnets });
@@ -249,6 +253,10 @@ export class Nsnet {
    */
   private enableForwarding(n: NetworkRecord): void {
     if (n.internal) return;
+    // The host reaches published ports via 127.0.0.1: after DNAT the packet leaves through
+    // the bridge with a loopback source, which the kernel drops unless route_localnet is on
+    // for that device (net/ipv4/route.c). Scoped to nsnet's own bridge.
+    if (n.subnets.some((s) => !s.cidr.includes(':'))) writeSysctl(this.host, `net.ipv4.conf.${n.bridge}.route_localnet`, '1');
     const keys = new Set<string>();
     for (const s of n.subnets) keys.add(s.cidr.includes(':') ? 'net.ipv6.conf.all.forwarding' : 'net.ipv4.ip_forward');
     for (const key of keys) {
@@ -270,8 +278,8 @@ export class Nsnet {
     }
     for (const e of eps) this.disconnect(name, e.namespace);
     deleteBridgeNetwork(this.host, rec);
-    this.firewall.removeNetwork(rec, this.store.networks().filter((n) => n.name !== name));
     this.store.immediate(() => this.store.deleteNetwork(name));
+    this.firewall.network('delete', rec, this.policiesNaming({ kind: 'network', name }), () => this.firewallState());
     publish('engine:network-removed', { name });
   }
 
@@ -399,8 +407,14 @@ export class Nsnet {
         throw e;
       }
       this.store.immediate(() => this.store.setEndpointState(net.name, spec.namespace, 'ready'));
-      writeNamespaceResolvConf(spec.namespace, hostUpstreams());
       rec.state = 'ready';
+      try {
+        this.firewall.endpoint('add', rec, this.policiesNaming({ kind: 'namespace', name: spec.namespace }), () => this.firewallState());
+      } catch (e) {
+        this.disconnect(net.name, spec.namespace);
+        throw e;
+      }
+      writeNamespaceResolvConf(spec.namespace, hostUpstreams());
       publish('engine:connected', { network: net.name, namespace: spec.namespace, addresses: rec.addresses });
       return rec;
     } finally {
@@ -415,10 +429,13 @@ export class Nsnet {
       this.requireNetwork(network);
       throw new NsnetError('ENDPOINT_NOT_FOUND', `namespace ${namespace} is not connected to network ${network}`, { object: `${namespace}@${network}` });
     }
+    const ports = this.store.ports({ namespace }).filter((p) => p.network === network);
     this.store.immediate(() => this.store.setEndpointState(network, namespace, 'removing'));
     crashPoint('disconnect:marked');
+    if (ports.length > 0) this.removePorts(ports);
     detachEndpoint(this.host, e);
     this.store.immediate(() => this.store.deleteEndpoint(network, namespace));
+    this.firewall.endpoint('delete', e, this.policiesNaming({ kind: 'namespace', name: namespace }), () => this.firewallState());
     if (this.store.endpoints({ namespace }).length === 0) removeNamespaceEtc(namespace);
     publish('engine:disconnected', { network, namespace });
   }
@@ -427,6 +444,230 @@ export class Nsnet {
     detachEndpoint(this.host, e);
     this.store.immediate(() => this.store.deleteEndpoint(e.network, e.namespace));
     publish('engine:rolled-back', { network: e.network, namespace: e.namespace, state: e.state });
+  }
+
+  // ---- firewall state --------------------------------------------------------------------
+
+  /** Everything the firewall derives from, read from the store (for rebuilds and policy sets). */
+  private firewallState(): FirewallState {
+    const networks = this.store.networks();
+    const endpoints = this.store.endpoints();
+    return {
+      networks, endpoints, ports: this.store.ports(), policies: this.store.policies(),
+      resolve: (sel) => {
+        const v4: string[] = [];
+        const v6: string[] = [];
+        const push = (a: string): void => { (a.includes(':') ? v6 : v4).push(a); };
+        switch (sel.kind) {
+          case 'outside': return 'outside';
+          case 'cidr': push(sel.cidr); break;
+          case 'network': for (const n of networks) if (n.name === sel.name) n.subnets.forEach((x) => push(x.cidr)); break;
+          case 'namespace':
+            for (const e of endpoints) if (e.namespace === sel.name && e.state === 'ready') e.addresses.forEach((a) => push(a.split('/')[0]!));
+            break;
+        }
+        return { v4, v6 };
+      },
+    };
+  }
+
+  private policiesNaming(sel: Selector): PolicyRecord[] {
+    if (sel.kind !== 'network' && sel.kind !== 'namespace') return [];
+    const same = (a: Selector): boolean => a.kind === sel.kind && a.name === sel.name;
+    return this.store.policies().filter((p) => same(p.from) || same(p.to));
+  }
+
+  // ---- published ports -------------------------------------------------------------------
+
+  /**
+   * Publishes host ports to a namespace's endpoint (DNAT), reachable from outside, from the
+   * host (its addresses and 127.0.0.1) and from containers (hairpin). Equivalent:
+   * `docker run -p`. `network` picks the endpoint when the namespace has several.
+   */
+  publish(namespace: string, specs: readonly string[], o: { network?: string; from?: string[]; source?: string | null } = {}): PublishRecord[] {
+    validateName('namespace', namespace);
+    const parsed = specs.map(parsePortSpec);
+    const from = (o.from ?? []).map((c) => {
+      try {
+        return c.includes('/') ? parseCidr(c).toString() : Cidr.containing(IpAddress.parse(c), c.includes(':') ? 128 : 32).toString();
+      } catch (e) {
+        throw new NsnetError('USAGE', `invalid --from "${c}": not an address or CIDR`, { object: c, cause: e });
+      }
+    });
+    const eps = this.store.endpoints({ namespace }).filter((e) => e.state === 'ready');
+    if (!this.store.namespace(namespace) && eps.length === 0) throw new NsnetError('NS_NOT_FOUND', `namespace ${namespace} not found`, { object: namespace });
+    if (o.network !== undefined) this.requireNetwork(o.network);
+    const candidates = eps.filter((e) => (o.network ? e.network === o.network : !this.store.network(e.network)?.internal));
+    const ep = candidates[0];
+    if (!ep) {
+      throw new NsnetError('ENDPOINT_NOT_FOUND', o.network
+        ? `namespace ${namespace} is not connected to network ${o.network}`
+        : `namespace ${namespace} has no endpoint on a non-internal network to publish ports to`, { object: namespace });
+    }
+    if (this.store.network(ep.network)?.internal) {
+      throw new NsnetError('USAGE', `cannot publish ports on network ${ep.network}: it is internal (no path in from outside)`, { object: ep.network });
+    }
+    const target4 = ep.addresses.find((a) => !a.includes(':'))?.split('/')[0] ?? null;
+    const target6 = ep.addresses.find((a) => a.includes(':'))?.split('/')[0] ?? null;
+    const hostAddrs = new Set(listAddresses(this.host).map((a) => a.address));
+    const rows: PublishRecord[] = [];
+    for (const p of parsed) {
+      if (p.hostIp !== null) {
+        if (p.hostIp === '::1') {
+          throw new NsnetError('USAGE', `cannot publish ${p.spec}: the kernel cannot DNAT IPv6 loopback (::1) traffic to another host; use 127.0.0.1 or a host address`, { object: p.spec });
+        }
+        if (!hostAddrs.has(p.hostIp) && !p.hostIp.startsWith('127.')) {
+          throw new NsnetError('USAGE', `cannot publish ${p.spec}: the host has no address ${p.hostIp}`, { object: p.spec });
+        }
+        if (p.hostIp.includes(':') ? !target6 : !target4) {
+          throw new NsnetError('USAGE', `cannot publish ${p.spec}: ${namespace} has no IPv${p.hostIp.includes(':') ? 6 : 4} address on ${ep.network}`, { object: p.spec });
+        }
+      }
+      for (const m of expandPortSpec(p)) rows.push({ ...m, namespace, network: ep.network, target4, target6, from, source: o.source ?? null });
+    }
+    // Conflicts: with other nsnet mappings (same protocol and port, overlapping host
+    // address), within this request, and with sockets already listening on the host.
+    const seen = new Map<string, PortMapping>();
+    const overlaps = (a: string | null, b: string | null): boolean => a === null || b === null || a === b;
+    for (const r of rows) {
+      for (const other of this.store.portsOn(r.proto, r.hostPort)) {
+        if (overlaps(other.hostIp, r.hostIp)) {
+          throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is already published by nsnet for ${other.namespace} (${other.spec})`, { object: r.spec });
+        }
+      }
+      const k = `${r.proto}/${r.hostPort}`;
+      const dup = seen.get(k);
+      if (dup && overlaps(dup.hostIp, r.hostIp)) {
+        throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is requested twice (${dup.spec}, ${r.spec})`, { object: r.spec });
+      }
+      seen.set(k, r);
+      const holder = findPortHolder(r.proto, r.hostPort, r.hostIp);
+      if (holder) throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is already in use on the host by ${holder}`, { object: r.spec });
+    }
+    this.store.immediate(() => {
+      for (const r of rows) {
+        if (this.store.portsOn(r.proto, r.hostPort).some((x) => overlaps(x.hostIp, r.hostIp))) {
+          throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} was just published by another nsnet process`, { object: r.spec });
+        }
+        this.store.insertPort(r);
+      }
+    });
+    try {
+      this.firewall.ports('add', rows, () => this.firewallState());
+    } catch (e) {
+      this.store.immediate(() => rows.forEach((r) => this.store.deletePort(r)));
+      throw e;
+    }
+    publish('engine:published', { namespace, specs: parsed.map((p) => p.spec) });
+    return rows;
+  }
+
+  /** Removes published ports by spec (as `ports` shows it), and clears their UDP conntrack entries. */
+  unpublish(namespace: string, spec: string): PublishRecord[] {
+    const want = parsePortSpec(spec).spec;
+    const rows = this.store.ports({ namespace }).filter((p) => p.spec === want);
+    if (rows.length === 0) {
+      throw new NsnetError('PORT_NOT_FOUND', `namespace ${namespace} has no published port ${want}`, { object: want });
+    }
+    this.removePorts(rows);
+    return rows;
+  }
+
+  private removePorts(rows: readonly PublishRecord[]): void {
+    this.store.immediate(() => rows.forEach((r) => this.store.deletePort(r)));
+    this.firewall.ports('delete', rows, () => this.firewallState());
+    // Without this, a UDP flow that keeps sending would stay DNATed to the old target.
+    for (const r of rows) {
+      if (r.proto !== 'udp') continue;
+      for (const target of [r.target4, r.target6]) if (target) clearUdpConntrack(this.host, { hostPort: r.hostPort, target, containerPort: r.containerPort });
+    }
+  }
+
+  listPorts(namespace?: string): PublishRecord[] {
+    return this.store.ports(namespace === undefined ? {} : { namespace });
+  }
+
+  // ---- policies --------------------------------------------------------------------------
+
+  /**
+   * Parses a selector: `outside`, a CIDR or address, or the name of a network or a
+   * namespace (`network:NAME` / `ns:NAME` when a name is both).
+   */
+  parseSelector(text: string): Selector {
+    const t = text.trim();
+    if (t === 'outside') return { kind: 'outside' };
+    const m = /^(network|net|namespace|ns|cidr):(.+)$/.exec(t);
+    const kind = m?.[1];
+    const value = m?.[2] ?? t;
+    if (kind === 'cidr' || (!kind && /^[0-9a-fA-F:.]+(\/\d+)?$/.test(value) && /[.:]/.test(value))) {
+      try {
+        const c = value.includes('/') ? parseCidr(value) : Cidr.containing(IpAddress.parse(value), value.includes(':') ? 128 : 32);
+        return { kind: 'cidr', cidr: c.toString() };
+      } catch (e) {
+        throw new NsnetError('USAGE', `invalid selector "${t}": ${(e as Error).message}`, { object: t });
+      }
+    }
+    const isNet = this.store.network(value) !== undefined;
+    const isNs = this.store.namespace(value) !== undefined;
+    if (kind === 'network' || kind === 'net') {
+      if (!isNet) throw new NsnetError('NETWORK_NOT_FOUND', `selector "${t}": network ${value} not found`, { object: t });
+      return { kind: 'network', name: value };
+    }
+    if (kind === 'namespace' || kind === 'ns') {
+      if (!isNs) throw new NsnetError('NS_NOT_FOUND', `selector "${t}": namespace ${value} not found`, { object: t });
+      return { kind: 'namespace', name: value };
+    }
+    if (isNet && isNs) throw new NsnetError('USAGE', `selector "${t}" is both a network and a namespace: write network:${t} or ns:${t}`, { object: t });
+    if (isNet) return { kind: 'network', name: value };
+    if (isNs) return { kind: 'namespace', name: value };
+    throw new NsnetError('USAGE', `selector "${t}" names nothing: not a network, a namespace, a CIDR or "outside"`, { object: t });
+  }
+
+  /** Adds an allow/deny policy between selectors; stateful (replies to allowed traffic pass). */
+  addPolicy(spec: PolicySpec, o: OpOptions = {}): PolicyRecord {
+    if (spec.action !== 'allow' && spec.action !== 'deny') {
+      throw new NsnetError('USAGE', `invalid policy action "${String(spec.action)}": use allow or deny`);
+    }
+    const from = this.parseSelector(spec.from);
+    const to = this.parseSelector(spec.to);
+    if (from.kind === 'outside' && to.kind === 'outside') {
+      throw new NsnetError('USAGE', 'a policy from outside to outside names nothing nsnet forwards');
+    }
+    const ports = (spec.ports ?? []).map(parsePortFilter);
+    const priority = spec.priority ?? 100;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 100000) {
+      throw new NsnetError('USAGE', `invalid priority ${String(spec.priority)}: use an integer 0–100000`);
+    }
+    if (spec.name !== undefined && !NAME_RE.test(spec.name)) {
+      throw new NsnetError('NAME_INVALID', `invalid policy name "${spec.name}"`, { object: spec.name });
+    }
+    let rec: PolicyRecord | undefined;
+    this.store.immediate(() => {
+      const name = spec.name ?? `p${this.store.nextPolicyId()}`;
+      if (this.store.policy(name)) throw new NsnetError('POLICY_EXISTS', `policy ${name} already exists`, { object: name });
+      const draft = { name, action: spec.action, from, to, ports, priority, source: o.source ?? null, declared: spec, createdAt: now() };
+      rec = { ...draft, id: this.store.insertPolicy(draft) };
+    });
+    try {
+      this.firewall.policies(this.store.policies(), rec, undefined, () => this.firewallState());
+    } catch (e) {
+      this.store.immediate(() => this.store.deletePolicy(rec!.name));
+      throw e;
+    }
+    publish('engine:policy-added', { name: rec!.name });
+    return rec!;
+  }
+
+  removePolicy(name: string): void {
+    const rec = this.store.policy(name);
+    if (!rec) throw new NsnetError('POLICY_NOT_FOUND', `policy ${name} not found`, { object: name });
+    this.store.immediate(() => this.store.deletePolicy(name));
+    this.firewall.policies(this.store.policies(), undefined, rec, () => this.firewallState());
+    publish('engine:policy-removed', { name });
+  }
+
+  listPolicies(): PolicyRecord[] {
+    return this.store.policies();
   }
 
   // ---- overview --------------------------------------------------------------------------
@@ -442,6 +683,8 @@ export class Nsnet {
       networks: this.store.networks().filter((n) => filter(n.source)),
       namespaces: this.store.namespaces().filter((n) => filter(n.source)),
       endpoints: this.store.endpoints().filter((e) => filter(e.source)),
+      ports: this.store.ports().filter((p) => filter(p.source)),
+      policies: this.store.policies().filter((p) => filter(p.source)),
     };
   }
 
@@ -475,6 +718,10 @@ export class Nsnet {
         case 'remove-namespace': this.removeNamespace(c.name); break;
         case 'connect': this.connect(c.spec, { source }); break;
         case 'disconnect': this.disconnect(c.network, c.namespace); break;
+        case 'publish': this.publish(c.namespace, c.specs, { network: c.network, from: c.from, source }); break;
+        case 'unpublish': this.unpublish(c.namespace, c.spec); break;
+        case 'add-policy': this.addPolicy(c.spec, { source }); break;
+        case 'remove-policy': this.removePolicy(c.name); break;
       }
     });
   }
@@ -494,13 +741,13 @@ export class Nsnet {
       if (n.managed) { deleteNetns(n.name); counts.namespaces++; }
       removeNamespaceEtc(n.name);
     }
-    this.firewall.deleteTable();
+    this.firewall.deleteTables();
     for (const key of ['net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding']) {
       const orig = this.store.meta(`sysctl:${key}`);
       if (orig !== undefined) writeSysctl(this.host, key, orig);
     }
     this.store.immediate(() => {
-      this.store.db.exec('DELETE FROM endpoints; DELETE FROM allocations; DELETE FROM cursors; DELETE FROM networks; DELETE FROM namespaces; DELETE FROM meta WHERE key LIKE \'sysctl:%\';');
+      this.store.db.exec('DELETE FROM endpoints; DELETE FROM allocations; DELETE FROM cursors; DELETE FROM ports; DELETE FROM policies; DELETE FROM networks; DELETE FROM namespaces; DELETE FROM meta WHERE key LIKE \'sysctl:%\';');
     });
     this.leakedHostVeths().forEach((l) => detachEndpoint(this.host, { hostIfname: l }));
     publish('engine:reset', counts);
@@ -538,7 +785,7 @@ export class Nsnet {
     });
     const networks = this.store.networks();
     for (const n of networks) { ensureBridgeNetwork(this.host, n); this.enableForwarding(n); }
-    if (networks.length > 0) this.firewall.rebuild(networks);
+    if (networks.length > 0 || this.firewall.tablesExist()) this.firewall.rebuild(this.firewallState());
     return { rolledBack, leaked, networks: networks.map((n) => n.name) };
   }
 }

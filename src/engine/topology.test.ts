@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isNsnetError } from '../errors.js';
-import { formatPath, loadTopology, parseTopology } from './topology.js';
+import { defaultPolicyName, formatPath, loadTopology, parseTopology } from './topology.js';
 import type { Topology } from './types.js';
 
 /** Joins lines with newlines, so that line numbers in a test can be counted on the page. */
@@ -69,11 +69,13 @@ describe('parseTopology: valid files', () => {
         { network: 'frontend', namespace: 'web', ifname: 'eth0', ips: ['192.168.10.10'], aliases: ['www'] },
         { network: 'backend', namespace: 'api', ifname: 'eth0' },
       ],
+      publish: [],
+      policies: [],
     });
   });
 
   it('takes an empty file, a comment, {} and empty sections as an empty topology', () => {
-    const empty = { source: 'topology.yaml', networks: [], namespaces: [], endpoints: [] };
+    const empty = { source: 'topology.yaml', networks: [], namespaces: [], endpoints: [], publish: [], policies: [] };
     for (const text of ['', '\n', '# nothing yet\n', '{}\n', 'networks:\nnamespaces:\n', 'networks: {}\nnamespaces: {}\n', '---\n']) {
       assert.deepEqual(parse(text), empty, JSON.stringify(text));
     }
@@ -137,22 +139,70 @@ describe('parseTopology: valid files', () => {
     }]);
   });
 
-  it('accepts `publish:` per namespace and top-level `policies:`, and ignores them for now', () => {
+  it('reads `publish:` as the issue writes it: spec strings and mappings, normalised', () => {
     const t = parse(yaml(
-      'networks: { n: {} }',
+      'networks:',
+      '  store: { internal: true }',
+      '  frontend: {}',
+      '  extra: { subnets: ["fd00:1::/64"] }',
       'namespaces:',
       '  web:',
-      '    networks: [n]',
-      '    publish: ["8080:80/tcp"]',
-      'policies:',
-      '  - allow: { from: web, to: n }',
+      '    networks: [store, frontend, extra]',
+      '    publish:',
+      '      - "80:80/tcp"',
+      '      - "127.0.0.1:8443:443"',
+      '      - { spec: "8080:80", network: frontend, from: [203.0.113.0/24, 198.51.100.7] }',
+      '      - "0.0.0.0:5000-5002:6000-6002/UDP"',
+      '      - { spec: "[2001:db8::1]:9000:90", network: extra }',
+      '  api:',
+      '    networks: [frontend]',
+      '    publish: []',
     ));
-    assert.deepEqual(t, {
-      source: 'topology.yaml',
-      networks: [{ name: 'n' }],
-      namespaces: [{ name: 'web' }],
-      endpoints: [{ network: 'n', namespace: 'web', ifname: 'eth0' }],
-    });
+    // Plain strings are one group; the network left out is the first non-internal one.
+    assert.deepEqual(t.publish, [
+      { namespace: 'web', specs: ['80:80/tcp', '127.0.0.1:8443:443/tcp', '5000-5002:6000-6002/udp'], network: 'frontend' },
+      { namespace: 'web', specs: ['8080:80/tcp'], network: 'frontend', from: ['203.0.113.0/24', '198.51.100.7/32'] },
+      { namespace: 'web', specs: ['[2001:db8::1]:9000:90/tcp'], network: 'extra' },
+    ]);
+  });
+
+  it('reads `policies:` with canonical selectors, ports and default names', () => {
+    const t = parse(yaml(
+      'networks: { frontend: {}, backend: {}, database: {} }',
+      'namespaces:',
+      '  app1: { networks: [backend] }',
+      'policies:',
+      '  - { action: allow, from: frontend, to: backend }',
+      '  - { action: allow, from: app1, to: database, ports: ["3306/tcp"], priority: 10 }',
+      '  - { action: deny,  from: frontend, to: database, name: no-fe-db }',
+      '  - { action: deny, from: "10.9.0.5", to: "ns:app1", ports: [53, "8000-8100/UDP"], priority: 0 }',
+      '  - { action: allow, from: outside, to: "network:frontend", ports: ["80"] }',
+      '  - { action: deny, from: backend, to: "cidr:2001:db8::/32" }',
+    ));
+    assert.deepEqual(t.policies, [
+      { name: 'topology-0', action: 'allow', from: 'network:frontend', to: 'network:backend' },
+      { name: 'topology-1', action: 'allow', from: 'ns:app1', to: 'network:database', ports: ['3306/tcp'], priority: 10 },
+      { name: 'no-fe-db', action: 'deny', from: 'network:frontend', to: 'network:database' },
+      { name: 'topology-3', action: 'deny', from: '10.9.0.5/32', to: 'ns:app1', ports: ['53', '8000-8100/udp'], priority: 0 },
+      { name: 'topology-4', action: 'allow', from: 'outside', to: 'network:frontend', ports: ['80'] },
+      { name: 'topology-5', action: 'deny', from: 'network:backend', to: '2001:db8::/32' },
+    ]);
+    // The same file gives the same names (what makes a second apply plan nothing).
+    assert.deepEqual(parseTopology(yaml('networks: { a: {} }', 'policies:', '  - { action: deny, from: a, to: outside }'), '/etc/nsnet/My App!.v2.yaml').policies, [
+      { name: 'My-App-.v2-0', action: 'deny', from: 'network:a', to: 'outside' },
+    ]);
+  });
+
+  it('derives default policy names that fit the name pattern', () => {
+    assert.equal(defaultPolicyName('/srv/three-tier.yaml', 0), 'three-tier-0');
+    assert.equal(defaultPolicyName('three-tier.yml', 12), 'three-tier-12');
+    assert.equal(defaultPolicyName('/srv/.hidden.yaml', 1), 'hidden-1');
+    assert.equal(defaultPolicyName('/srv/--x y.yaml', 1), 'x-y-1');
+    assert.equal(defaultPolicyName('/srv/#!.yaml', 2), 'policy-2');
+    assert.equal(defaultPolicyName('', 0), 'policy-0');
+    const long = defaultPolicyName(`/srv/${'a'.repeat(100)}.yaml`, 123);
+    assert.equal(long, `${'a'.repeat(60)}-123`);
+    for (const n of ['three-tier-0', 'hidden-1', 'x-y-1', long]) assert.match(n, /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/);
   });
 
   it('resolves anchors and aliases', () => {
@@ -374,6 +424,125 @@ describe('parseTopology: errors name file, line, column and key', () => {
     bad(attach('{ aliases: [www, WWW] }'), 'topology.yaml:5:27: namespaces.x.networks.a.aliases[1]: alias WWW is listed twice');
   });
 
+  it('refuses bad published ports, pointing at the spec', () => {
+    const web = (...publish: string[]): string => yaml(
+      'networks:',
+      '  store: { subnet: 10.3.0.0/24, internal: true }',
+      '  front: { subnet: 10.1.0.0/24 }',
+      '  back: {}',
+      'namespaces:',
+      '  web:',
+      '    networks: [store, front]',
+      ...publish,
+    );
+    bad(web('    publish: ["0:80"]'), 'topology.yaml:8:15: namespaces.web.publish[0]: invalid port spec "0:80": host port 0 is outside 1–65535');
+    bad(web('    publish: ["80:65536"]'), 'topology.yaml:8:15: namespaces.web.publish[0]: invalid port spec "80:65536": container port 65536 is outside 1–65535');
+    bad(web('    publish: ["80:80/icmp"]'), 'topology.yaml:8:15: namespaces.web.publish[0]: invalid port spec "80:80/icmp": unknown protocol "icmp" (use tcp, udp or sctp)');
+    bad(
+      web('    publish: ["80-81:80"]'),
+      'topology.yaml:8:15: namespaces.web.publish[0]: invalid port spec "80-81:80": the host range has 2 ports but the container range has 1',
+    );
+    bad(web('    publish: ["http"]'), 'topology.yaml:8:15: namespaces.web.publish[0]: invalid port spec "http": expected [HOSTIP:]HOSTPORT:PORT[/PROTO]');
+    bad(
+      web('    publish: ["[::1]:80:80"]'),
+      'topology.yaml:8:15: namespaces.web.publish[0]: [::1]:80:80/tcp: the kernel cannot DNAT IPv6 loopback (::1) traffic to another host; ' +
+        'use 127.0.0.1 or a host address',
+    );
+    bad(
+      web('    publish: ["[2001:db8::1]:80:80"]'),
+      'topology.yaml:8:15: namespaces.web.publish[0]: [2001:db8::1]:80:80/tcp: namespace web has no IPv6 address on network front to forward it to',
+    );
+    bad(
+      web('    publish: ["80:80", "8080:80", "0.0.0.0:80:81"]'),
+      'topology.yaml:8:35: namespaces.web.publish[2]: 80:81/tcp: host port 80/tcp is already published for namespace web (80:80/tcp)',
+    );
+    bad(
+      web('    publish: ["127.0.0.1:7000-7010:7000-7010"]', '  other:', '    networks: [front]', '    publish: ["7005:80"]'),
+      'topology.yaml:11:15: namespaces.other.publish[0]: 7005:80/tcp: host port 7005/tcp is already published for namespace web ' +
+        '(127.0.0.1:7000-7010:7000-7010/tcp)',
+    );
+    // Different host addresses or protocols do not clash.
+    assert.equal(parse(web('    publish: ["127.0.0.1:80:80", "127.0.0.2:80:80", "80:80/udp"]')).publish[0]!.specs.length, 3);
+    bad(
+      web('    publish: [{ spec: "80:80", network: back }]'),
+      'topology.yaml:8:41: namespaces.web.publish[0].network: namespace web is not connected to network back (its networks: store, front)',
+    );
+    bad(web('    publish: [{ spec: "80:80", network: store }]'), 'topology.yaml:8:41: namespaces.web.publish[0].network: network store is internal (no path in from outside)');
+    bad(
+      web('  db:', '    networks: [store]', '    publish: ["80:80"]'),
+      'topology.yaml:10:15: namespaces.db.publish[0]: namespace db has no non-internal network to publish ports on (its networks: store)',
+    );
+    bad(web('  lonely:', '    publish: ["80:80"]'), 'topology.yaml:9:15: namespaces.lonely.publish[0]: namespace lonely has no network to publish ports on');
+    bad(
+      web('    publish: [{ spec: "80:80", from: [10.0.0.1/8] }]'),
+      'topology.yaml:8:39: namespaces.web.publish[0].from[0]: "10.0.0.1/8" has host bits set; the network is 10.0.0.0/8',
+    );
+    bad(web('    publish: [{ spec: "80:80", from: [] }]'), 'topology.yaml:8:38: namespaces.web.publish[0].from: an empty list: omit `from` to accept every source');
+    bad(web('    publish: [80]'), 'topology.yaml:8:15: namespaces.web.publish[0]: expected a string or a mapping, got 80');
+    bad(web('    publish: "80:80"'), 'topology.yaml:8:14: namespaces.web.publish: expected a list, got "80:80"');
+    bad(web('    publish: [{ spec: "80:80", port: 3 }]'), 'topology.yaml:8:32: namespaces.web.publish[0].port: unknown key (expected one of: spec, network, from)');
+    bad(web('    publish: [{ network: front }]'), 'topology.yaml:8:15: namespaces.web.publish[0].spec: missing (expected a string)');
+  });
+
+  it('refuses bad policies: unknown actions, selectors naming nothing, bad ports and priorities, duplicate names', () => {
+    const policy = (...lines: string[]): string => yaml(
+      'networks: { front: {}, back: {} }',
+      'namespaces:',
+      '  web: { networks: [front] }',
+      'policies:',
+      ...lines,
+    );
+    bad(policy('  - { action: permit, from: front, to: back }'), 'topology.yaml:5:15: policies[0].action: unknown action "permit" (expected: allow, deny)');
+    bad(policy('  - { from: front, to: back }'), 'topology.yaml:5:5: policies[0].action: missing (expected allow or deny)');
+    bad(policy('  - { action: allow, to: back }'), 'topology.yaml:5:5: policies[0].from: missing (expected a string)');
+    // An unknown key is the better clue than the keys it leaves missing.
+    bad(
+      policy('  - allow: { from: front, to: back }'),
+      'topology.yaml:5:5: policies[0].allow: unknown key (expected one of: name, action, from, to, ports, priority)',
+    );
+    bad(
+      policy('  - { action: allow, from: front, to: backend }'),
+      'topology.yaml:5:39: policies[0].to: selector "backend" names nothing this file declares: use a network or a namespace declared here, ' +
+        'a CIDR, or outside (networks: front, back; namespaces: web)',
+    );
+    bad(policy('  - { action: allow, from: ns:front, to: back }'), 'topology.yaml:5:28: policies[0].from: namespace front is not declared in this file (declared namespaces: web)');
+    bad(policy('  - { action: allow, from: network:web, to: back }'), 'topology.yaml:5:28: policies[0].from: network web is not declared in this file (declared networks: front, back)');
+    bad(
+      policy('  - { action: allow, from: 10.0.0.1/8, to: back }'),
+      'topology.yaml:5:28: policies[0].from: invalid selector "10.0.0.1/8": "10.0.0.1/8" has host bits set; the network is 10.0.0.0/8',
+    );
+    bad(policy('  - { action: allow, from: outside, to: outside }'), 'topology.yaml:5:41: policies[0].to: a policy from outside to outside names nothing nsnet forwards');
+    bad(policy('  - { action: allow, from: front, to: back, ports: ["70000"] }'), 'topology.yaml:5:53: policies[0].ports[0]: invalid port "70000": port 70000 is outside 1–65535');
+    bad(
+      policy('  - { action: allow, from: front, to: back, ports: ["80/icmp"] }'),
+      'topology.yaml:5:53: policies[0].ports[0]: invalid port "80/icmp": unknown protocol "icmp" (use tcp, udp or sctp)',
+    );
+    bad(policy('  - { action: allow, from: front, to: back, ports: [] }'), 'topology.yaml:5:52: policies[0].ports: an empty list: omit `ports` to match every protocol and port');
+    bad(policy('  - { action: allow, from: front, to: back, priority: -1 }'), 'topology.yaml:5:55: policies[0].priority: priority -1 is out of range (0-100000; lower runs first)');
+    bad(policy('  - { action: allow, from: front, to: back, priority: 1.5 }'), 'topology.yaml:5:55: policies[0].priority: expected an integer, got 1.5');
+    bad(
+      policy('  - { action: allow, from: front, to: back, name: topology-1 }', '  - { action: allow, from: back, to: front }'),
+      "topology.yaml:6:5: policies[1]: this policy's default name topology-1 is already used by policies[0]: give it a name",
+    );
+    bad(
+      policy('  - { action: allow, from: front, to: back }', '  - { action: allow, from: back, to: front, name: topology-0 }'),
+      'topology.yaml:6:51: policies[1].name: policy name topology-0 is already the default name of policies[0]',
+    );
+    bad(
+      policy('  - { action: allow, from: front, to: back, name: "a b" }'),
+      "topology.yaml:5:51: policies[0].name: invalid name \"a b\": use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    );
+    bad(policy('  a: 1'), 'topology.yaml:5:3: policies: expected a list, got a mapping');
+    bad(
+      yaml('networks: { x: {} }', 'namespaces:', '  x: { networks: [x] }', 'policies:', '  - { action: allow, from: x, to: outside }'),
+      'topology.yaml:5:28: policies[0].from: "x" is both a network and a namespace in this file: write network:x or ns:x',
+    );
+    assert.deepEqual(
+      parse(yaml('networks: { x: {} }', 'namespaces:', '  x: { networks: [x] }', 'policies:', '  - { action: allow, from: "ns:x", to: "network:x" }')).policies,
+      [{ name: 'topology-0', action: 'allow', from: 'ns:x', to: 'network:x' }],
+    );
+  });
+
   it('quotes keys that are not plain identifiers in the key path', () => {
     assert.equal(formatPath(['networks', 'my.net', 'subnets', 1]), 'networks["my.net"].subnets[1]');
     assert.equal(formatPath(['namespaces', 'web-1', 'networks', 'a_b']), 'namespaces.web-1.networks.a_b');
@@ -422,6 +591,19 @@ describe('loadTopology', () => {
     ]);
     assert.deepEqual(t.endpoints.map((e) => `${e.namespace}@${e.network}`), [
       'web@frontend', 'api@frontend', 'api@backend', 'db@backend', 'db@database',
+    ]);
+    assert.deepEqual(t.publish, [{ namespace: 'web', specs: ['80:80/tcp'], network: 'frontend' }]);
+    // frontend ↔ backend and backend ↔ database allowed, frontend → database (and its server) denied
+    // first, only the frontend out.
+    assert.deepEqual(t.policies.map((p) => `${p.name}: ${p.action} ${p.from} → ${p.to}${p.priority === undefined ? '' : ` @${p.priority}`}`), [
+      'fe-to-be: allow network:frontend → network:backend',
+      'be-to-fe: allow network:backend → network:frontend',
+      'be-to-db: allow network:backend → network:database',
+      'db-to-be: allow network:database → network:backend',
+      'no-fe-db: deny network:frontend → network:database @10',
+      'no-fe-db-host: deny network:frontend → ns:db @10',
+      'be-no-outside: deny network:backend → outside',
+      'db-no-outside: deny network:database → outside',
     ]);
   });
 });

@@ -16,9 +16,16 @@
  *   web:
  *     networks:
  *       frontend: { ip: 192.168.10.10, ifname: eth0, aliases: [www] }  # or `ips:`, `mac:`
+ *     publish:                                    # published ports (Docker's -p syntax)
+ *       - "80:80/tcp"
+ *       - "127.0.0.1:8443:443"
+ *       - { spec: "8080:80", network: frontend, from: [203.0.113.0/24] }
  *   api:
  *     networks: [backend]                         # list form: addresses from IPAM
  *   lonely: {}
+ * policies:                                       # evaluated by priority (lower first), then creation order
+ *   - { action: allow, from: frontend, to: backend }
+ *   - { action: deny, from: frontend, to: db, ports: ["3306/tcp"], priority: 10, name: no-fe-db }
  * ```
  *
  * Three passes, each reporting the problem that comes first in the file as ONE line
@@ -31,12 +38,15 @@
  *    one the engine accepts.
  *
  * The result is canonical (CIDRs and addresses as `Cidr`/`IpAddress` print them, MACs in
- * lowercase, `subnet:`/`gateway:`/`ip:` folded into their list forms) and holds only what
- * the user declared, plus default interface names: the planner compares declared with
+ * lowercase, `subnet:`/`gateway:`/`ip:` folded into their list forms, port specs as
+ * `parsePortSpec` normalises them, policy selectors qualified as `network:NAME`/`ns:NAME`)
+ * and holds only what the user declared, plus defaults that must not depend on the host:
+ * interface names, the network a port is published on (the namespace's first non-internal
+ * network), and policy names (`<file name>-<index>`). The planner compares declared with
  * declared, so a pool-picked subnet never reads as a change.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { NsnetError, isNsnetError } from '../errors.js';
@@ -45,7 +55,9 @@ import { defaultGateway } from '../ipam/allocator.js';
 import { Cidr } from '../ipam/cidr.js';
 import { validateGateway, validateSubnets } from '../ipam/validate.js';
 import { validateIfname } from '../kernel/netlink/route/link.js';
-import type { EndpointSpec, NetworkSpec, Topology } from './types.js';
+import { portsOverlap } from './planner.js';
+import { parsePortFilter, parsePortSpec, type PortSpec } from './ports.js';
+import type { EndpointSpec, NetworkSpec, PolicySpec, Topology } from './types.js';
 
 /** Network and namespace names (DESIGN.md vocabulary); 64 fits a path component and a DNS label. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -95,23 +107,43 @@ const attachmentSchema = strict({
   aliases: z.array(z.string()).optional(),
 }).nullable();
 
+/** A published port: a spec string, or a mapping that also picks the network and the sources. */
+const publishSchema = z.union([
+  z.string(),
+  strict({
+    spec: z.string(),
+    network: name.optional(),
+    from: z.array(z.string()).optional(),
+  }),
+]);
+
 const namespaceSchema = strict({
   networks: z.union([z.array(name), z.record(name, attachmentSchema)]).nullable().optional(),
-  // Published ports: accepted and ignored until the issue that implements them.
-  publish: z.unknown().optional(),
+  publish: z.array(publishSchema).nullable().optional(),
 }).nullable();
+
+const policySchema = strict({
+  name: name.optional(),
+  action: z.enum(['allow', 'deny'], {
+    error: (iss) => (iss.input === undefined ? 'missing (expected allow or deny)' : `unknown action ${JSON.stringify(iss.input)} (expected: allow, deny)`),
+  }),
+  from: z.string(),
+  to: z.string(),
+  ports: z.array(z.union([z.string(), z.number().int()])).optional(),
+  priority: z.number().int().optional(),
+});
 
 const topologySchema = strict({
   networks: z.record(name, networkSchema).nullable().optional(),
   namespaces: z.record(name, namespaceSchema).nullable().optional(),
-  // Policies between networks and namespaces: accepted and ignored until the issue that
-  // implements them.
-  policies: z.unknown().optional(),
+  policies: z.array(policySchema).nullable().optional(),
 }).nullable();
 
 type RawTopology = z.infer<typeof topologySchema>;
 type RawNetwork = NonNullable<z.infer<typeof networkSchema>>;
 type RawAttachment = NonNullable<z.infer<typeof attachmentSchema>>;
+type RawPublish = z.infer<typeof publishSchema>;
+type RawPolicy = z.infer<typeof policySchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Problems and where they are
@@ -123,6 +155,8 @@ interface Problem {
   path: Path;
   message: string;
   at: 'key' | 'value';
+  /** A required key that is absent: reported after other problems at the same place. */
+  missing?: boolean;
 }
 
 /** `networks.frontend.subnets[1]`; keys that are not plain identifiers are quoted. */
@@ -229,11 +263,18 @@ function zodProblems(issues: readonly z.core.$ZodIssue[], prefix: Path, root: un
         break;
       case 'invalid_type': {
         const expected = path.length === 0 ? 'a mapping with networks: and namespaces:' : EXPECTED[issue.expected] ?? issue.expected;
-        out.push({ path, at: 'value', message: `expected ${expected}, got ${describeValue(valueAt(root, path))}` });
+        const value = valueAt(root, path);
+        const parent = valueAt(root, path.slice(0, -1));
+        // A required key (a policy's `from:`, say) that is absent: point at its mapping.
+        const missing = path.length > 0 && value === undefined && parent !== null && typeof parent === 'object' && !Array.isArray(parent) &&
+          !Object.prototype.hasOwnProperty.call(parent, path[path.length - 1]!);
+        out.push(missing
+          ? { path, at: 'value', message: `missing (expected ${expected})`, missing: true }
+          : { path, at: 'value', message: `expected ${expected}, got ${describeValue(value)}` });
         break;
       }
       default:
-        out.push({ path, at: 'value', message: issue.message });
+        out.push({ path, at: 'value', message: issue.message, missing: valueAt(root, path) === undefined });
     }
   }
   return out;
@@ -258,7 +299,7 @@ export function parseTopology(text: string, file: string): Topology {
   const failFirst = (problems: readonly Problem[]): void => {
     if (problems.length === 0) return;
     const located = problems.map((p) => ({ p, offset: offsetOf(doc, p.path, p.at) }));
-    located.sort((a, b) => a.offset - b.offset);
+    located.sort((a, b) => a.offset - b.offset || Number(a.p.missing ?? false) - Number(b.p.missing ?? false));
     const first = located[0]!;
     fail(first.offset, first.p.path, first.p.message);
   };
@@ -364,8 +405,9 @@ function entries(base: Path, one: string, oneValue: string | undefined, many: st
 }
 
 function interpret(raw: RawTopology, source: string, problems: Problem[]): Topology {
-  const topology: Topology = { source, networks: [], namespaces: [], endpoints: [] };
+  const topology: Topology = { source, networks: [], namespaces: [], endpoints: [], publish: [], policies: [] };
   const facts = new Map<string, NetworkFacts>();
+  const hostPorts: HostPortUse[] = [];
   const allSubnets: { cidr: Cidr; network: string }[] = [];
   const bridges = new Map<string, string>();
 
@@ -413,8 +455,265 @@ function interpret(raw: RawTopology, source: string, problems: Problem[]): Topol
       ifnames.set(spec.ifname, spec.network);
     }
     topology.endpoints.push(...endpoints.map(orderEndpointKeys));
+
+    if (rawNs?.publish) {
+      const networkSpecs = new Map(topology.networks.map((n) => [n.name, n]));
+      topology.publish.push(...interpretPublish(nsName, rawNs.publish, endpoints, networkSpecs, problems, hostPorts));
+    }
   }
+
+  topology.policies = interpretPolicies(raw?.policies ?? [], source, topology, problems);
   return topology;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Published ports
+
+/** A host port range that a spec in the file claims, to find two specs that claim the same port. */
+interface HostPortUse {
+  port: PortSpec;
+  namespace: string;
+}
+
+/** What the network gives its endpoints: IPv4 unless only IPv6 subnets are pinned; IPv6 if asked. */
+function families(n: NetworkSpec): { v4: boolean; v6: boolean } {
+  const subnets = n.subnets ?? [];
+  return {
+    v4: subnets.length === 0 || subnets.some((t) => !t.includes(':')),
+    v6: n.ipv6 === true || subnets.some((t) => t.includes(':')),
+  };
+}
+
+/** Parses a `from:` entry the way the engine does: a CIDR, or an address as a /32 or /128. */
+function sourceCidr(text: string): string {
+  const t = text.trim();
+  if (t.includes('/')) return Cidr.parse(t).toString();
+  const ip = IpAddress.parse(t);
+  return Cidr.containing(ip, ip.family === 4 ? 32 : 128).toString();
+}
+
+/**
+ * A namespace's `publish:` list → one entry for the plain spec strings, one per mapping. The
+ * network is resolved here when the file leaves it out — the namespace's first non-internal
+ * network in declaration order — so that the plan does not depend on the order the engine
+ * happens to list endpoints in. What only the host can tell (whether it has a host address,
+ * whether a socket already holds the port) is checked by the engine when the plan runs.
+ */
+function interpretPublish(
+  nsName: string,
+  items: readonly RawPublish[],
+  endpoints: readonly EndpointSpec[],
+  networks: ReadonlyMap<string, NetworkSpec>,
+  problems: Problem[],
+  hostPorts: HostPortUse[],
+): Topology['publish'] {
+  const base: Path = ['namespaces', nsName, 'publish'];
+  const out: Topology['publish'] = [];
+  let plain: Topology['publish'][number] | undefined;
+  const attached = endpoints.map((e) => e.network);
+  const defaultNetwork = attached.find((n) => networks.get(n)?.internal !== true);
+
+  items.forEach((item, i) => {
+    const raw = typeof item === 'string' ? { spec: item } : item;
+    const itemPath: Path = typeof item === 'string' ? [...base, i] : [...base, i, 'spec'];
+
+    // The network: declared, attached and not internal; or the default.
+    let network: string | undefined;
+    if (raw.network !== undefined) {
+      const path: Path = [...base, i, 'network'];
+      if (!attached.includes(raw.network)) {
+        problems.push({
+          path, at: 'value',
+          message: `namespace ${nsName} is not connected to network ${raw.network} (its networks: ${attached.join(', ') || 'none'})`,
+        });
+        return;
+      }
+      if (networks.get(raw.network)?.internal === true) {
+        problems.push({ path, at: 'value', message: `network ${raw.network} is internal (no path in from outside)` });
+        return;
+      }
+      network = raw.network;
+    } else {
+      if (defaultNetwork === undefined) {
+        problems.push({
+          path: typeof item === 'string' ? itemPath : [...base, i], at: 'value',
+          message: attached.length === 0
+            ? `namespace ${nsName} has no network to publish ports on`
+            : `namespace ${nsName} has no non-internal network to publish ports on (its networks: ${attached.join(', ')})`,
+        });
+        return;
+      }
+      network = defaultNetwork;
+    }
+
+    const port = attempt(problems, itemPath, () => parsePortSpec(raw.spec));
+    if (!port) return;
+    const problem = (message: string): void => {
+      problems.push({ path: itemPath, at: 'value', message: `${port.spec}: ${message}` });
+    };
+    if (port.hostIp === '::1') {
+      problem('the kernel cannot DNAT IPv6 loopback (::1) traffic to another host; use 127.0.0.1 or a host address');
+      return;
+    }
+    if (port.hostIp !== null) {
+      const family = port.hostIp.includes(':') ? 6 : 4;
+      const has = families(networks.get(network)!);
+      if (family === 6 ? !has.v6 : !has.v4) {
+        problem(`namespace ${nsName} has no IPv${family} address on network ${network} to forward it to`);
+        return;
+      }
+    }
+    const clash = hostPorts.find((u) => portsOverlap(u.port, port));
+    if (clash) {
+      const range = port.hostPort === port.hostPortEnd ? `${port.hostPort}` : `${port.hostPort}-${port.hostPortEnd}`;
+      problem(`host port ${range}/${port.proto} is already published for namespace ${clash.namespace} (${clash.port.spec})`);
+      return;
+    }
+    hostPorts.push({ port, namespace: nsName });
+
+    let from: string[] | undefined;
+    if (raw.from !== undefined) {
+      if (raw.from.length === 0) {
+        problems.push({ path: [...base, i, 'from'], at: 'value', message: 'an empty list: omit `from` to accept every source' });
+        return;
+      }
+      from = [];
+      for (const [j, text] of raw.from.entries()) {
+        const cidr = attempt(problems, [...base, i, 'from', j], () => sourceCidr(text));
+        if (cidr !== undefined && !from.includes(cidr)) from.push(cidr);
+      }
+    }
+
+    if (typeof item === 'string') {
+      if (!plain) {
+        plain = { namespace: nsName, specs: [], network };
+        out.push(plain);
+      }
+      plain.specs.push(port.spec);
+    } else {
+      const entry: Topology['publish'][number] = { namespace: nsName, specs: [port.spec], network };
+      if (from) entry.from = from;
+      out.push(entry);
+    }
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+
+/** 0-100000, as the engine accepts; omitted means 100. */
+const PRIORITY_MAX = 100000;
+
+/**
+ * The name of a policy the file leaves unnamed: `<file name without extension>-<index in
+ * policies:>`, e.g. `three-tier-0`, made to fit NAME_PATTERN. It depends only on the file's
+ * name and the policy's place in it, so applying the same file twice plans nothing; moving
+ * an unnamed policy renames it (it is removed and added again). Name policies to avoid that.
+ */
+export function defaultPolicyName(file: string, index: number): string {
+  const suffix = `-${index}`;
+  const stem = basename(file).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'policy';
+  return `${stem.slice(0, 64 - suffix.length)}${suffix}`;
+}
+
+/**
+ * A selector, canonical: `outside`, a CIDR (an address becomes a /32 or /128), or the name
+ * of a network or namespace qualified as `network:NAME` or `ns:NAME` — so the engine never
+ * has to guess, even when a network elsewhere shares a namespace's name. Names must be
+ * declared in this file: a topology file is self-contained, so that it means the same on
+ * every host, its plan can be checked before anything runs, and `down` never leaves a
+ * policy pointing at something another file or a user may remove at any time.
+ */
+function interpretSelector(text: string, topology: Topology): string {
+  const t = text.trim();
+  if (t === 'outside') return 'outside';
+  const m = /^(network|net|namespace|ns|cidr):(.+)$/.exec(t);
+  const kind = m?.[1];
+  const value = m?.[2] ?? t;
+  if (kind === 'cidr' || (!kind && /^[0-9a-fA-F:.]+(\/\d+)?$/.test(value) && /[.:]/.test(value))) {
+    try {
+      return sourceCidr(value);
+    } catch (e) {
+      if (!isNsnetError(e)) throw e;
+      throw new NsnetError('TOPOLOGY_INVALID', `invalid selector "${t}": ${e.message}`);
+    }
+  }
+  const networks = topology.networks.map((n) => n.name);
+  const namespaces = topology.namespaces.map((n) => n.name);
+  const isNet = networks.includes(value);
+  const isNs = namespaces.includes(value);
+  const list = (names: string[]): string => names.join(', ') || 'none';
+  const fail = (message: string): never => {
+    throw new NsnetError('TOPOLOGY_INVALID', message);
+  };
+  if (kind === 'network' || kind === 'net') {
+    return isNet ? `network:${value}` : fail(`network ${value} is not declared in this file (declared networks: ${list(networks)})`);
+  }
+  if (kind === 'namespace' || kind === 'ns') {
+    return isNs ? `ns:${value}` : fail(`namespace ${value} is not declared in this file (declared namespaces: ${list(namespaces)})`);
+  }
+  if (isNet && isNs) fail(`"${t}" is both a network and a namespace in this file: write network:${t} or ns:${t}`);
+  if (isNet) return `network:${value}`;
+  if (isNs) return `ns:${value}`;
+  return fail(
+    `selector "${t}" names nothing this file declares: use a network or a namespace declared here, a CIDR, or outside ` +
+      `(networks: ${list(networks)}; namespaces: ${list(namespaces)})`,
+  );
+}
+
+/** A policy's port filter, canonical: `3306/tcp`, `8000-8100/udp`, `53` (TCP and UDP). */
+function canonicalPortFilter(text: string): string {
+  const f = parsePortFilter(text);
+  const range = f.start === f.end ? `${f.start}` : `${f.start}-${f.end}`;
+  return f.protos.length === 1 ? `${range}/${f.protos[0]}` : range;
+}
+
+function interpretPolicies(items: readonly RawPolicy[], file: string, topology: Topology, problems: Problem[]): PolicySpec[] {
+  const out: PolicySpec[] = [];
+  const names = new Map<string, { index: number; defaulted: boolean }>();
+  items.forEach((p, i) => {
+    const base: Path = ['policies', i];
+    const name = p.name ?? defaultPolicyName(file, i);
+    const earlier = names.get(name);
+    if (earlier !== undefined) {
+      const holder = `${earlier.defaulted ? 'the default name of' : 'used by'} policies[${earlier.index}]`;
+      problems.push(p.name !== undefined
+        ? { path: [...base, 'name'], at: 'value', message: `policy name ${name} is already ${holder}` }
+        : { path: base, at: 'value', message: `this policy's default name ${name} is already ${holder}: give it a name` });
+      return;
+    }
+    names.set(name, { index: i, defaulted: p.name === undefined });
+    const from = attempt(problems, [...base, 'from'], () => interpretSelector(p.from, topology));
+    const to = attempt(problems, [...base, 'to'], () => interpretSelector(p.to, topology));
+    if (from === undefined || to === undefined) return;
+    if (from === 'outside' && to === 'outside') {
+      problems.push({ path: [...base, 'to'], at: 'value', message: 'a policy from outside to outside names nothing nsnet forwards' });
+      return;
+    }
+    const spec: PolicySpec = { name, action: p.action, from, to };
+    if (p.ports !== undefined) {
+      if (p.ports.length === 0) {
+        problems.push({ path: [...base, 'ports'], at: 'value', message: 'an empty list: omit `ports` to match every protocol and port' });
+        return;
+      }
+      const ports: string[] = [];
+      p.ports.forEach((port, j) => {
+        const text = attempt(problems, [...base, 'ports', j], () => canonicalPortFilter(String(port)));
+        if (text !== undefined && !ports.includes(text)) ports.push(text);
+      });
+      spec.ports = ports;
+    }
+    if (p.priority !== undefined) {
+      if (p.priority < 0 || p.priority > PRIORITY_MAX) {
+        problems.push({ path: [...base, 'priority'], at: 'value', message: `priority ${p.priority} is out of range (0-${PRIORITY_MAX}; lower runs first)` });
+        return;
+      }
+      spec.priority = p.priority;
+    }
+    out.push(spec);
+  });
+  return out;
 }
 
 function interpretNetwork(

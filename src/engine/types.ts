@@ -87,6 +87,14 @@ export interface Topology {
   networks: NetworkSpec[];
   namespaces: Array<{ name: string }>;
   endpoints: EndpointSpec[];
+  /**
+   * Published ports, one entry per group of specs published together. Specs are normalised
+   * (`parsePortSpec(...).spec`); `network` is always set by the parser (the file's choice, or
+   * the namespace's first non-internal network); `from` holds canonical CIDRs.
+   */
+  publish: Array<{ namespace: string; specs: string[]; network?: string; from?: string[] }>;
+  /** Policies, each with a name (declared, or derived from the file name and list index). */
+  policies: PolicySpec[];
 }
 
 /** One step of a plan; the applier executes them in order. */
@@ -96,11 +104,69 @@ export type Change =
   | { kind: 'create-namespace'; name: string }
   | { kind: 'remove-namespace'; name: string }
   | { kind: 'connect'; spec: EndpointSpec }
-  | { kind: 'disconnect'; network: string; namespace: string };
+  | { kind: 'disconnect'; network: string; namespace: string }
+  | { kind: 'publish'; namespace: string; specs: string[]; network?: string; from?: string[] }
+  | { kind: 'unpublish'; namespace: string; spec: string }
+  | { kind: 'add-policy'; spec: PolicySpec }
+  | { kind: 'remove-policy'; name: string };
 
 /** What the planner compares a topology with: the records a file created earlier. */
 export interface CurrentState {
   networks: NetworkRecord[];
   namespaces: NamespaceRecord[];
   endpoints: EndpointRecord[];
+  ports: PublishRecord[];
+  policies: PolicyRecord[];
+}
+
+/** A published port as stored: one row per host port (ranges are expanded). */
+export interface PublishRecord {
+  namespace: string;
+  /** The network whose endpoint receives the traffic. */
+  network: string;
+  /** The spec as the user wrote it (normalised); `unpublish` names mappings by it. */
+  spec: string;
+  hostIp: string | null;
+  proto: 'tcp' | 'udp' | 'sctp';
+  hostPort: number;
+  containerPort: number;
+  /** The endpoint addresses traffic is forwarded to (IPv4 and/or IPv6). */
+  target4: string | null;
+  target6: string | null;
+  /** Source CIDRs allowed to use the mapping; empty means everyone. */
+  from: string[];
+  source: string | null;
+}
+
+export type PolicyAction = 'allow' | 'deny';
+
+/** A selector names a network, a namespace, a CIDR, or `outside` (everything not nsnet's). */
+export type Selector =
+  | { kind: 'network'; name: string }
+  | { kind: 'namespace'; name: string }
+  | { kind: 'cidr'; cidr: string }
+  | { kind: 'outside' };
+
+export interface PolicySpec {
+  name?: string;
+  action: PolicyAction;
+  from: string;
+  to: string;
+  /** `3306/tcp`, `8000-8100/udp`, `53` (TCP+UDP); none = every protocol and port. */
+  ports?: string[];
+  /** Lower numbers are evaluated first; default 100. */
+  priority?: number;
+}
+
+export interface PolicyRecord {
+  id: number;
+  name: string;
+  action: PolicyAction;
+  from: Selector;
+  to: Selector;
+  ports: Array<{ protos: Array<'tcp' | 'udp' | 'sctp'>; start: number; end: number }>;
+  priority: number;
+  source: string | null;
+  declared: PolicySpec;
+  createdAt: string;
 }

@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { NsnetError } from '../errors.js';
-import type { EndpointRecord, EndpointSpec, EndpointState, NamespaceRecord, NetworkRecord, NetworkSpec, SubnetRecord } from '../engine/types.js';
+import type {
+  EndpointRecord, EndpointSpec, EndpointState, NamespaceRecord, NetworkRecord, NetworkSpec, PolicyRecord, PublishRecord, SubnetRecord,
+} from '../engine/types.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/nsnet';
 const SCHEMA_VERSION = 1;
@@ -55,6 +57,32 @@ CREATE TABLE IF NOT EXISTS allocations (
   namespace TEXT NOT NULL,
   PRIMARY KEY (network, address)
 );
+CREATE TABLE IF NOT EXISTS ports (
+  namespace TEXT NOT NULL,
+  network TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  host_ip TEXT NOT NULL,          -- '' for every host address
+  proto TEXT NOT NULL,
+  host_port INTEGER NOT NULL,
+  container_port INTEGER NOT NULL,
+  target4 TEXT,
+  target6 TEXT,
+  sources TEXT NOT NULL,          -- JSON string[] of allowed source CIDRs
+  source TEXT,
+  PRIMARY KEY (host_ip, proto, host_port)
+);
+CREATE TABLE IF NOT EXISTS policies (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  action TEXT NOT NULL,
+  sel_from TEXT NOT NULL,         -- JSON Selector
+  sel_to TEXT NOT NULL,
+  ports TEXT NOT NULL,            -- JSON
+  priority INTEGER NOT NULL,
+  source TEXT,
+  declared TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cursors (
   network TEXT NOT NULL,
   subnet TEXT NOT NULL,
@@ -71,6 +99,28 @@ interface NamespaceRow { name: string; managed: number; source: string | null; c
 interface EndpointRow {
   network: string; namespace: string; ifname: string; host_ifname: string; mac: string; addresses: string;
   aliases: string; state: string; source: string | null; declared: string; created_at: string;
+}
+
+interface PortRow {
+  namespace: string; network: string; spec: string; host_ip: string; proto: string; host_port: number; container_port: number;
+  target4: string | null; target6: string | null; sources: string; source: string | null;
+}
+interface PolicyRow {
+  id: number; name: string; action: string; sel_from: string; sel_to: string; ports: string; priority: number;
+  source: string | null; declared: string; created_at: string;
+}
+function toPort(r: PortRow): PublishRecord {
+  return {
+    namespace: r.namespace, network: r.network, spec: r.spec, hostIp: r.host_ip === '' ? null : r.host_ip,
+    proto: r.proto as PublishRecord['proto'], hostPort: r.host_port, containerPort: r.container_port,
+    target4: r.target4, target6: r.target6, from: JSON.parse(r.sources) as string[], source: r.source,
+  };
+}
+function toPolicy(r: PolicyRow): PolicyRecord {
+  return {
+    id: r.id, name: r.name, action: r.action as PolicyRecord['action'], from: JSON.parse(r.sel_from), to: JSON.parse(r.sel_to),
+    ports: JSON.parse(r.ports), priority: r.priority, source: r.source, declared: JSON.parse(r.declared), createdAt: r.created_at,
+  };
 }
 
 function toNetwork(r: NetworkRow): NetworkRecord {
@@ -244,6 +294,48 @@ export class Store {
   }
   setCursor(network: string, subnet: string, last: string): void {
     this.stmts.setCursor.run(network, subnet, last);
+  }
+
+  // ---- published ports -------------------------------------------------------------------
+
+  ports(filter: { namespace?: string } = {}): PublishRecord[] {
+    const rows = filter.namespace === undefined
+      ? this.db.prepare<[], PortRow>('SELECT * FROM ports ORDER BY proto, host_port, host_ip').all()
+      : this.db.prepare<[string], PortRow>('SELECT * FROM ports WHERE namespace = ? ORDER BY proto, host_port, host_ip').all(filter.namespace);
+    return rows.map(toPort);
+  }
+  /** Mappings on the same protocol and host port (any host address): the conflict candidates. */
+  portsOn(proto: string, hostPort: number): PublishRecord[] {
+    return this.db.prepare<[string, number], PortRow>('SELECT * FROM ports WHERE proto = ? AND host_port = ?').all(proto, hostPort).map(toPort);
+  }
+  insertPort(p: PublishRecord): void {
+    this.db.prepare('INSERT INTO ports (namespace, network, spec, host_ip, proto, host_port, container_port, target4, target6, sources, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(p.namespace, p.network, p.spec, p.hostIp ?? '', p.proto, p.hostPort, p.containerPort, p.target4, p.target6, JSON.stringify(p.from), p.source);
+  }
+  deletePort(p: Pick<PublishRecord, 'hostIp' | 'proto' | 'hostPort'>): void {
+    this.db.prepare('DELETE FROM ports WHERE host_ip = ? AND proto = ? AND host_port = ?').run(p.hostIp ?? '', p.proto, p.hostPort);
+  }
+
+  // ---- policies --------------------------------------------------------------------------
+
+  policies(): PolicyRecord[] {
+    return this.db.prepare<[], PolicyRow>('SELECT * FROM policies ORDER BY priority, id').all().map(toPolicy);
+  }
+  policy(name: string): PolicyRecord | undefined {
+    const r = this.db.prepare<[string], PolicyRow>('SELECT * FROM policies WHERE name = ?').get(name);
+    return r ? toPolicy(r) : undefined;
+  }
+  insertPolicy(p: Omit<PolicyRecord, 'id'>): number {
+    const r = this.db.prepare('INSERT INTO policies (name, action, sel_from, sel_to, ports, priority, source, declared, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(p.name, p.action, JSON.stringify(p.from), JSON.stringify(p.to), JSON.stringify(p.ports), p.priority, p.source, JSON.stringify(p.declared), p.createdAt);
+    return Number(r.lastInsertRowid);
+  }
+  deletePolicy(name: string): void {
+    this.db.prepare('DELETE FROM policies WHERE name = ?').run(name);
+  }
+  nextPolicyId(): number {
+    const r = this.db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'policies'").get();
+    return (r?.seq ?? 0) + 1;
   }
 
   // ---- meta -----------------------------------------------------------------------------

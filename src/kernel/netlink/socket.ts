@@ -48,9 +48,12 @@ export class NetlinkSocket {
 
   private constructor(private readonly fd: number) {}
 
-  /** Opens a NETLINK_ROUTE socket in the calling thread's current network namespace. */
-  static open(): NetlinkSocket {
-    const fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW | libc.SOCK_CLOEXEC, libc.NETLINK_ROUTE);
+  /**
+   * Opens a netlink socket (NETLINK_ROUTE unless told otherwise, e.g. NETLINK_NETFILTER for
+   * conntrack) in the calling thread's current network namespace.
+   */
+  static open(protocol: number = libc.NETLINK_ROUTE): NetlinkSocket {
+    const fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW | libc.SOCK_CLOEXEC, protocol);
     try {
       // Ask for the kernel's extended-ack text, and only the request header echoed back.
       libc.setsockoptInt(fd, libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, 1);

@@ -55,6 +55,7 @@ export const SO_RCVBUF = 8;
 export const SO_RCVTIMEO = 20; // struct timeval, x86_64/arm64 (asm-generic/socket.h, 64-bit time)
 export const SOL_NETLINK = 270;
 export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
 export const NETLINK_CAP_ACK = 10;

@@ -96,6 +96,10 @@ export const IFLA_BRPORT_ISOLATED = 33;
 export const IFLA_BR_STP_STATE = 5;
 export const IFLA_BR_VLAN_FILTERING = 7;
 export const IFLA_BR_MCAST_SNOOPING = 23;
+/** Per-bridge br_netfilter switches: pass this bridge's bridged IPv4/IPv6 frames through
+ *  the inet hooks (and conntrack), without the host-wide bridge-nf-call-* sysctls. */
+export const IFLA_BR_NF_CALL_IPTABLES = 36;
+export const IFLA_BR_NF_CALL_IP6TABLES = 37;
 
 // enum IFLA_VXLAN_*
 export const IFLA_VXLAN_ID = 1;

@@ -193,7 +193,16 @@ export function createVeth(ns: Netns, name: string, peer: VethPeer, o: CommonLin
   // before the two ends are linked and veth_open() then fails with ENOTCONN.
   const peerMsg = encodePeer(Buffer.alloc(16), peerAttrs);
   const data = attrNested(K.IFLA_INFO_DATA, [attrBytes(K.VETH_INFO_PEER, peerMsg)]);
-  createLink(ns, name, 'veth', [], [data], o);
+  try {
+    createLink(ns, name, 'veth', [], [data], o);
+  } catch (e) {
+    // EEXIST does not say which end's name is taken; name the peer when it is the one.
+    const peerNs = peer.ns ?? ns;
+    if (isNsnetError(e, 'NETLINK_EEXIST') && !getLink(ns, name) && getLink(peerNs, peer.name)) {
+      throw new NsnetError('NETLINK_EEXIST', `link ${peer.name} already exists in ${peerNs.label}`, { object: peer.name, errno: e.errno, cause: e });
+    }
+    throw e;
+  }
   if (peer.up) {
     try {
       setLinkUp(peer.ns ?? ns, peer.name);
@@ -214,7 +223,7 @@ function encodePeer(ifinfo: Buffer, attrs: Attr[]): Buffer {
  * Ensures a bridge exists (creates it if missing; an existing link of the same name must
  * be a bridge). Equivalent: `ip link add NAME type bridge`.
  */
-export function ensureBridge(ns: Netns, name: string, o: CommonLinkOptions & { stp?: boolean } = {}): Link {
+export function ensureBridge(ns: Netns, name: string, o: CommonLinkOptions & { stp?: boolean; nfCall?: boolean } = {}): Link {
   const existing = getLink(ns, name);
   if (existing) {
     if (existing.kind !== 'bridge') {
@@ -222,7 +231,9 @@ export function ensureBridge(ns: Netns, name: string, o: CommonLinkOptions & { s
     }
     return existing;
   }
-  const data = attrNested(K.IFLA_INFO_DATA, [attrU32(K.IFLA_BR_STP_STATE, o.stp ? 1 : 0)]);
+  const brOpts = [attrU32(K.IFLA_BR_STP_STATE, o.stp ? 1 : 0)];
+  if (o.nfCall) brOpts.push(attrU8(K.IFLA_BR_NF_CALL_IPTABLES, 1), attrU8(K.IFLA_BR_NF_CALL_IP6TABLES, 1));
+  const data = attrNested(K.IFLA_INFO_DATA, brOpts);
   createLink(ns, name, 'bridge', [], [data], o);
   return requireLink(ns, name);
 }
@@ -310,14 +321,37 @@ export function renameLink(ns: Netns, dev: string | number, newName: string): vo
   setLink(ns, dev, `rename to ${newName}`, {}, [attrString(K.IFLA_IFNAME, newName)]);
 }
 
-/** Equivalent: `ip link set DEV netns NS [name NEW]`. */
+/**
+ * Equivalent: `ip link set DEV netns NS [name NEW]`.
+ *
+ * The kernel moves the link first and renames it afterwards (net/core/rtnetlink.c:
+ * do_setlink), so a NEW name already taken in the target fails only the rename and leaves
+ * the link moved under its old name. That is refused before anything is sent, and a move
+ * whose rename still fails (a race) is moved back.
+ */
 export function moveLink(ns: Netns, dev: string | number, target: Netns, newName?: string): void {
   const attrs = [attrU32(K.IFLA_NET_NS_FD, target.nsFd)];
-  if (newName !== undefined) {
-    validateIfname(newName);
-    attrs.push(attrString(K.IFLA_IFNAME, newName));
+  if (newName === undefined) {
+    setLink(ns, dev, `move to ${target.label}`, {}, attrs);
+    return;
   }
-  setLink(ns, dev, `move to ${target.label}`, {}, attrs);
+  validateIfname(newName);
+  const link = requireLink(ns, dev);
+  const taken = (): NsnetError =>
+    new NsnetError('NETLINK_EEXIST', `link ${newName} already exists in ${target.label}`, { object: newName, errno: 17 });
+  if (getLink(target, newName)) throw taken();
+  attrs.push(attrString(K.IFLA_IFNAME, newName));
+  try {
+    setLink(ns, link.index, `move to ${target.label} as ${newName}: link`, {}, attrs);
+  } catch (e) {
+    // Only if the link did leave: a refused move (its old name taken in the target) left
+    // nothing to undo, and the target's link of that name is someone else's.
+    if (!isNsnetError(e, 'NETLINK_EEXIST') || getLink(ns, link.name)) throw e;
+    const moved = getLink(target, link.name);
+    if (!moved) throw e;
+    setLink(target, moved.index, `move back to ${ns.label}`, {}, [attrU32(K.IFLA_NET_NS_FD, ns.nsFd)]);
+    throw taken();
+  }
 }
 
 export interface BridgePortFlags {
