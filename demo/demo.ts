@@ -2,7 +2,8 @@
  * The main demo, inside a private sandbox so the host is never touched: the tutorials'
  * three-tier application (examples/three-tier.yaml) applied with nsnet, an "outside world"
  * namespace (203.0.113.2, a documentation address) behind the sandbox's uplink, and a
- * reachability matrix proven with real pings. Then `down`, and a check that nothing is left.
+ * reachability matrix proven with real pings, the web server reached from outside through its
+ * published port. Then `down`, and a check that nothing is left.
  */
 import { enterSandbox } from '../src/sandbox/sandbox.js';
 enterSandbox();
@@ -46,27 +47,34 @@ t = performance.now();
 const again = net.apply(topology);
 say(`$ nsnet apply -f examples/three-tier.yaml     (${again.changes.length === 0 ? 'no changes' : `${again.changes.length} changes`}, ${ms(t)})\n`);
 
-// Reachability: from each tier to each other tier (its address on a shared network when
-// there is one, else its first address) and to the outside.
+// Reachability, proven with real pings: from each tier to each other tier and to the outside.
 const eps = net.status().endpoints;
 const tiers = ['web', 'api', 'db'];
-function target(from: string, to: string): string {
-  const mine = new Set(eps.filter((e) => e.namespace === from).map((e) => e.network));
-  const theirs = eps.filter((e) => e.namespace === to);
-  const shared = theirs.find((e) => mine.has(e.network)) ?? theirs[0]!;
-  return shared.addresses[0]!.split('/')[0]!;
-}
+const addressOf = (ns: string): string => eps.find((e) => e.namespace === ns)!.addresses[0]!.split('/')[0]!;
 function ping(from: string, ip: string): boolean {
   return spawnSyncInNetns(from, ['ping', '-c', '1', '-W', '1', ip], { stdio: 'ignore' }).status === 0;
 }
 const cols = [...tiers, 'outside'];
 say(`reachability (ping):   ${cols.map((c) => c.padEnd(8)).join('')}`);
 for (const from of tiers) {
-  const cells = cols.map((to) => (to === from ? '-' : ping(from, to === 'outside' ? '203.0.113.2' : target(from, to)) ? 'yes' : 'no'));
+  const cells = cols.map((to) => (to === from ? '-' : ping(from, to === 'outside' ? '203.0.113.2' : addressOf(to)) ? 'yes' : 'no'));
   say(`  from ${from.padEnd(16)} ${cells.map((c) => c.padEnd(8)).join('')}`);
 }
-say('  (web↔db share no network: isolated; db\'s own network is internal, but db also sits on');
-say('   backend, which routes out — later issues add policies to close that path.)\n');
+
+// The published port: a web server in `web`, reached from the outside namespace via the
+// host's uplink address, port 80.
+const { spawnInNetns } = await import('../src/kernel/netns/exec.js');
+const server = spawnInNetns('web', [process.execPath, '-e',
+  "require('net').createServer((s) => s.end('hello from web, you are ' + s.remoteAddress + '\\n')).listen(80, () => console.log('up'))"],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+await new Promise((resolve) => server.stdout!.once('data', resolve));
+const client = spawnSyncInNetns('outside', [process.execPath, '-e',
+  "const s = require('net').connect(80, '203.0.113.1'); s.on('data', (d) => process.stdout.write(d)); s.on('error', (e) => { console.log(e.message); process.exit(1); })"],
+  { encoding: 'utf8', timeout: 5000 });
+say(`\noutside → 203.0.113.1:80 (published → web:80): ${String(client.stdout).trim() || 'no answer'}`);
+if (client.status !== 0) process.exitCode = 1;
+server.kill();
+say(`policies: ${net.listPolicies().map((p) => `${p.name} (${p.action})`).join(', ')}\n`);
 
 t = performance.now();
 net.down(topology);

@@ -30,21 +30,32 @@ after(() => {
 const status = (): { networks: any[]; namespaces: any[]; endpoints: any[] } => JSON.parse(nsnetOk('status', '--json'));
 
 describe('apply / plan / down', () => {
-  test('apply builds the three-tier topology', () => {
+  test('apply builds the three-tier topology: policies, published port, reachability', async () => {
     const out = nsnetOk('apply', '-f', FILE);
     assert.match(out, /applied \d+ change\(s\)/);
     const st = status();
     assert.deepEqual(st.networks.map((n) => n.name).sort(), ['backend', 'database', 'frontend']);
     assert.deepEqual(st.namespaces.map((n) => n.name).sort(), ['api', 'db', 'web']);
-    assert.equal(st.endpoints.length, 5);
-    // Traffic: each tier reaches its neighbours; web and db share no network.
-    assert.ok(ping('web', '192.168.10.20'), 'web → api');
-    assert.ok(ping('api', '192.168.20.30'), 'api → db');
-    assert.equal(ping('web', '192.168.20.30'), false, 'web cannot reach db (isolated networks)');
-    assert.equal(ping('web', '192.168.30.30'), false);
-    assert.equal(tcpProbe('web', OUTSIDE_V4, 8080), UPLINK_V4, 'frontend reaches the outside via NAT');
-    // db is on backend (routed) and database (internal): its default route is via backend.
-    assert.equal(JSON.parse(must('ip -n api -j addr show eth1'))[0].addr_info[0].local, '192.168.20.20');
+    assert.equal(st.endpoints.length, 3);
+    const srv = await Promise.all([tcpServer('web', 80), tcpServer('api', 8000), tcpServer('db', 5432)]);
+    try {
+      // frontend ↔ backend and backend ↔ database allowed (routed between the bridges).
+      assert.equal(tcpProbe('web', '192.168.20.20', 8000), '192.168.10.10', 'web → api');
+      assert.equal(tcpProbe('api', '192.168.10.10', 80), '192.168.20.20', 'api → web');
+      assert.equal(tcpProbe('api', '192.168.30.30', 5432), '192.168.20.20', 'api → db');
+      assert.equal(tcpProbe('db', '192.168.20.20', 8000), '192.168.30.30', 'db → api');
+      // frontend → database denied.
+      assert.equal(tcpProbe('web', '192.168.30.30', 5432), null, 'web → db denied');
+      assert.equal(ping('web', '192.168.30.30'), false);
+      // Only the frontend reaches the outside.
+      assert.equal(tcpProbe('web', OUTSIDE_V4, 8080), UPLINK_V4, 'web → outside (NAT)');
+      assert.equal(tcpProbe('api', OUTSIDE_V4, 8080), null, 'api → outside denied');
+      assert.equal(tcpProbe('db', OUTSIDE_V4, 8080), null, 'db → outside denied');
+      // The web server is published on host port 80.
+      assert.equal(tcpProbe('outside', UPLINK_V4, 80), OUTSIDE_V4, 'outside → host:80 → web');
+    } finally {
+      srv.forEach(kill);
+    }
   });
 
   test('a second apply changes nothing and says so', () => {
@@ -58,7 +69,7 @@ describe('apply / plan / down', () => {
     const webVeth = status().endpoints.find((e) => e.namespace === 'web').hostIfname;
     const webIndex = ipJson(`link show ${webVeth}`)[0].ifindex;
     const edited = fs.readFileSync(FILE, 'utf8')
-      .replace('db:\n    networks:\n      backend: { ip: 192.168.20.30 }', 'db:\n    networks:\n      backend: { ip: 192.168.20.31 }')
+      .replace('database: { ip: 192.168.30.30, aliases: [db] }', 'database: { ip: 192.168.30.31, aliases: [db] }')
       + '  cache:\n    networks: [backend]\n';
     fs.writeFileSync(FILE, edited);
     const plan = JSON.parse(nsnetOk('plan', '-f', FILE, '--json')) as { changes: Array<{ kind: string }> };
@@ -66,8 +77,8 @@ describe('apply / plan / down', () => {
     assert.deepEqual(kinds, ['connect', 'connect', 'create-namespace', 'disconnect'], `plan: ${nsnetOk('plan', '-f', FILE)}`);
     nsnetOk('apply', '-f', FILE);
     assert.equal(ipJson(`link show ${webVeth}`)[0].ifindex, webIndex, 'web untouched');
-    assert.ok(ping('api', '192.168.20.31'), 'db at its new address');
-    assert.equal(ping('api', '192.168.20.30'), false, 'old address gone');
+    assert.ok(ping('api', '192.168.30.31'), 'db at its new address');
+    assert.equal(ping('api', '192.168.30.30'), false, 'old address gone');
     const cache = status().endpoints.find((e) => e.namespace === 'cache');
     assert.ok(cache, 'cache created');
     assert.ok(ping('cache', '192.168.20.20'));
