@@ -18,6 +18,13 @@ export interface Attr {
   data: Buffer;
 }
 
+/**
+ * Where each decoded payload sat in the outermost datagram. Nested attributes are decoded
+ * lazily (readNested), long after their datagram's offsets are out of scope; this lets a
+ * malformed nest still report its absolute byte offset. Keyed by the payload view itself.
+ */
+const payloadOffsets = new WeakMap<Buffer, number>();
+
 export function decodeAttrs(buf: Buffer, base = 0): Attr[] {
   const r = new ByteReader(buf, 0, buf.length, base);
   const out: Attr[] = [];
@@ -28,6 +35,7 @@ export function decodeAttrs(buf: Buffer, base = 0): Attr[] {
     if (len < NLA_HDRLEN) throw new DecodeError(`attribute length ${len} shorter than its header`, base + at);
     if (at + len > buf.length) throw new DecodeError(`attribute type ${rawType & NLA_TYPE_MASK} length ${len} overruns its container`, base + at);
     const data = r.bytes(len - NLA_HDRLEN);
+    payloadOffsets.set(data, base + at + NLA_HDRLEN);
     out.push({ type: rawType & NLA_TYPE_MASK, flags: rawType & ~NLA_TYPE_MASK, data });
     // The last attribute may legitimately lack trailing padding.
     r.offset = Math.min(at + align4(len), buf.length);
@@ -89,7 +97,10 @@ export function findAttr(attrs: readonly Attr[], type: number): Attr | undefined
 }
 
 function expectLen(a: Attr, n: number, what: string): void {
-  if (a.data.length < n) throw new DecodeError(`attribute ${a.type} (${what}) has ${a.data.length} bytes, needs ${n}`, 0);
+  if (a.data.length < n) {
+    const at = payloadOffsets.get(a.data);
+    throw new DecodeError(`attribute ${a.type} (${what}) has ${a.data.length} bytes, needs ${n}`, at === undefined ? 0 : at - NLA_HDRLEN);
+  }
 }
 
 export function readU8(a: Attr): number { expectLen(a, 1, 'u8'); return a.data.readUInt8(0); }
@@ -101,7 +112,7 @@ export function readString(a: Attr): string {
   return a.data.toString('utf8', 0, nul < 0 ? a.data.length : nul);
 }
 export function readNested(a: Attr): Attr[] {
-  return decodeAttrs(a.data);
+  return decodeAttrs(a.data, payloadOffsets.get(a.data) ?? 0);
 }
 
 export function getU32(attrs: readonly Attr[], type: number): number | undefined {

@@ -8,7 +8,7 @@ import { type Attr, attrBytes, attrU32, getBytes, getString, getU32 } from '../c
 import * as K from '../codec/constants.js';
 import type { NetlinkMessage } from '../codec/message.js';
 import { bytesToIp, ipFamily, ipToBytes } from '../codec/inet.js';
-import { requireLink } from './link.js';
+import { getLink, requireLink } from './link.js';
 
 export interface Address {
   family: 4 | 6;
@@ -90,7 +90,9 @@ export function addAddress(ns: Netns, dev: string | number, cidr: string, o: { n
 
 /** Deletes an address; a missing one is success. Equivalent: `ip addr del CIDR dev DEV`. */
 export function deleteAddress(ns: Netns, dev: string | number, cidr: string): boolean {
-  const index = typeof dev === 'number' ? dev : requireLink(ns, dev).index;
+  // A link that is gone took its addresses with it: nothing to delete.
+  const index = typeof dev === 'number' ? dev : getLink(ns, dev)?.index;
+  if (index === undefined) return false;
   try {
     ns.netlink().request(addrMsg(K.RTM_DELADDR, 0, index, cidr, 0), { what: `delete address ${cidr} from ${dev} in ${ns.label}`, object: String(dev) });
     return true;

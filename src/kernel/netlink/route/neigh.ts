@@ -87,13 +87,22 @@ export interface FdbEntry {
 /**
  * Adds or replaces a static FDB entry on the device itself (NTF_SELF: a VXLAN device's own
  * table). Equivalent: `bridge fdb replace MAC dev DEV dst IP self permanent`.
+ *
+ * The all-zeros MAC (where a VXLAN device floods broadcast/unknown traffic) and multicast
+ * MACs hold a *list* of remotes, one per VTEP, and the kernel refuses NLM_F_REPLACE for
+ * them (drivers/net/vxlan/vxlan_core.c: vxlan_fdb_update_create, EOPNOTSUPP). For those the
+ * remote is appended instead — `bridge fdb append 00:00:00:00:00:00 dev DEV dst IP` — which
+ * is idempotent too (an existing remote is left as it is).
  */
 export function replaceFdb(ns: Netns, e: FdbEntry): void {
-  const attrs: Attr[] = [attrBytes(K.NDA_LLADDR, macToBytes(e.mac))];
+  const mac = macToBytes(e.mac);
+  const attrs: Attr[] = [attrBytes(K.NDA_LLADDR, mac)];
   if (e.dst) attrs.push(attrBytes(K.NDA_DST, ipToBytes(e.dst)));
   if (e.vni !== undefined) attrs.push(attrU32(K.NDA_VNI, e.vni));
-  ns.netlink().request(neighMsg(K.RTM_NEWNEIGH, K.NLM_F_CREATE | K.NLM_F_REPLACE, K.AF_BRIDGE, e.ifindex, K.NUD_PERMANENT, K.NTF_SELF, attrs),
-    { what: `replace fdb ${e.mac} on #${e.ifindex}${e.dst ? ` dst ${e.dst}` : ''} in ${ns.label}`, object: e.mac });
+  const floodList = mac.every((b) => b === 0) || (mac[0]! & 1) === 1;
+  const how = floodList ? K.NLM_F_APPEND : K.NLM_F_REPLACE;
+  ns.netlink().request(neighMsg(K.RTM_NEWNEIGH, K.NLM_F_CREATE | how, K.AF_BRIDGE, e.ifindex, K.NUD_PERMANENT, K.NTF_SELF, attrs),
+    { what: `${floodList ? 'append' : 'replace'} fdb ${e.mac} on #${e.ifindex}${e.dst ? ` dst ${e.dst}` : ''} in ${ns.label}`, object: e.mac });
 }
 
 /** Deletes an FDB entry; missing is success. Equivalent: `bridge fdb del MAC dev DEV [dst IP] self`. */

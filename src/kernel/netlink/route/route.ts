@@ -109,7 +109,9 @@ export function deleteRoute(ns: Netns, spec: RouteSpec): boolean {
     ns.netlink().request(routeMsg(K.RTM_DELROUTE, 0, { ...spec, protocol: spec.protocol ?? K.RTPROT_UNSPEC }), { what: `delete route ${describe(spec)} in ${ns.label}`, object: spec.dst });
     return true;
   } catch (e) {
-    if (isNsnetError(e, 'NETLINK_ENOENT') || isNsnetError(e, 'NETLINK_ENODEV')) return false;
+    // The kernel answers ESRCH (3), not ENOENT, for a route that is not there, and for a
+    // table that does not exist (net/ipv4/fib_frontend.c: inet_rtm_delroute; ip6_route_del).
+    if (isNsnetError(e, 'NETLINK_ENOENT') || isNsnetError(e, 'NETLINK_ENODEV') || (e instanceof NsnetError && e.errno === 3)) return false;
     throw e;
   }
 }
