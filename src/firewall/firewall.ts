@@ -260,10 +260,9 @@ export class Firewall {
    * kernel refuses (someone edited nsnet's tables), rebuilds from `state()` instead.
    */
   private change(lines: string[], state: () => FirewallState): void {
-    if (!this.tablesExist()) {
-      this.rebuild(state());
-      return;
-    }
+    // No existence check first: listing tables through libnftables costs ~10 ms (it builds
+    // its cache), the change itself ~0.1 ms. A missing table makes the change fail, and the
+    // rebuild covers it.
     try {
       this.run(lines);
     } catch (e) {

@@ -157,15 +157,21 @@ export class Store {
       throw new NsnetError('STORE_ERROR', `cannot open the state database in ${dir}: ${(e as Error).message}`, { object: dir, cause: e });
     }
     this.db.pragma('busy_timeout = 10000');
-    this.db.pragma('journal_mode = WAL');
+    // WAL is a property of the database file: set once, then only checked.
+    if (this.db.pragma('journal_mode', { simple: true }) !== 'wal') this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the
     // last transactions, which `repair` then reconciles against the kernel.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.immediate(() => {
-      this.db.exec(SCHEMA);
-      this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
-    });
+    // The schema is created once per database (user_version marks it), not on every open:
+    // every CLI invocation opens the store, and parallel CNI ADDs should not queue on it.
+    if (this.db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+      this.immediate(() => {
+        this.db.exec(SCHEMA);
+        this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      });
+    }
     this.stmts = {
       network: this.db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE name = ?'),
       networkByBridge: this.db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE bridge = ?'),
