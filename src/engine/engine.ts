@@ -20,7 +20,7 @@ import { Store, resolveStateDir } from '../store/store.js';
 import { Firewall, type FirewallState } from '../firewall/firewall.js';
 import { expandPortSpec, parsePortFilter, parsePortSpec, type PortMapping } from './ports.js';
 import { clearUdpConntrack } from '../kernel/netlink/conntrack.js';
-import { findPortHolder } from './listeners.js';
+import { HostSockets, findPortHolder } from './listeners.js';
 import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork } from '../drivers/bridge.js';
 import { hostUpstreams, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
 import { Cidr, parseCidr } from '../ipam/cidr.js';
@@ -302,7 +302,7 @@ export class Nsnet {
   // ---- endpoints -------------------------------------------------------------------------
 
   /** Reserves addresses and writes the endpoint as `creating`, in one IMMEDIATE transaction. */
-  private reserveEndpoint(net: NetworkRecord, spec: EndpointSpec, source: string | null): EndpointRecord {
+  private reserveEndpoint(net: NetworkRecord, spec: EndpointSpec, target: Netns, source: string | null): EndpointRecord {
     const requested = (spec.ips ?? []).map((ip) => {
       try { return IpAddress.parse(ip.split('/')[0]!); } catch (e) {
         throw new NsnetError('ADDRESS_INVALID', `invalid IP "${ip}" for ${spec.namespace} on ${net.name}`, { object: ip, cause: e });
@@ -326,7 +326,7 @@ export class Nsnet {
     } else {
       mac = randomMac().toString();
     }
-    const ifname = spec.ifname ?? this.nextIfname(spec.namespace);
+    const ifname = spec.ifname ?? this.nextIfname(spec.namespace, target);
     validateIfname(ifname);
     const rec: EndpointRecord = {
       network: net.name, namespace: spec.namespace, ifname, hostIfname: hostVethName(net.name, spec.namespace), mac,
@@ -342,7 +342,7 @@ export class Nsnet {
           throw new NsnetError('ENDPOINT_EXISTS', `namespace ${spec.namespace} already has interface ${ifname} (network ${other.network})`, { object: ifname });
         }
       }
-      const inUse = new AddressSet(this.store.allocatedAddresses(net.name).map((a) => IpAddress.parse(a)));
+      const inUse = new StoreAddressSet(this.store, net.name);
       subnets.forEach((s, i) => {
         const want = bySubnet.get(i);
         if (want) {
@@ -370,16 +370,12 @@ export class Nsnet {
     return rec;
   }
 
-  private nextIfname(namespace: string): string {
+  /** eth0, eth1 …: the first name neither another endpoint nor the namespace itself uses. */
+  private nextIfname(namespace: string, target: Netns): string {
     const taken = new Set(this.store.endpoints({ namespace }).map((e) => e.ifname));
-    let kernelNames: Set<string> | undefined;
-    try {
-      const ns = Netns.open(namespace);
-      try { kernelNames = new Set(listLinks(ns).map((l) => l.name)); } finally { ns.close(); }
-    } catch { /* reported by connect itself */ }
     for (let i = 0; ; i++) {
       const name = `eth${i}`;
-      if (!taken.has(name) && !kernelNames?.has(name)) return name;
+      if (!taken.has(name) && !getLink(target, name)) return name;
     }
   }
 
@@ -396,7 +392,7 @@ export class Nsnet {
     // Open the namespace before reserving anything: a missing one is a clean error.
     const target = Netns.open(spec.namespace);
     try {
-      const rec = this.reserveEndpoint(net, spec, o.source ?? null);
+      const rec = this.reserveEndpoint(net, spec, target, o.source ?? null);
       crashPoint('connect:reserved');
       try {
         const br = getLink(this.host, net.bridge) ?? ensureBridgeNetwork(this.host, net);
@@ -528,6 +524,7 @@ export class Nsnet {
     // Conflicts: with other nsnet mappings (same protocol and port, overlapping host
     // address), within this request, and with sockets already listening on the host.
     const seen = new Map<string, PortMapping>();
+    const hostSockets = new HostSockets(); // /proc/net read once per publish, not per port
     const overlaps = (a: string | null, b: string | null): boolean => a === null || b === null || a === b;
     for (const r of rows) {
       for (const other of this.store.portsOn(r.proto, r.hostPort)) {
@@ -541,7 +538,7 @@ export class Nsnet {
         throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is requested twice (${dup.spec}, ${r.spec})`, { object: r.spec });
       }
       seen.set(k, r);
-      const holder = findPortHolder(r.proto, r.hostPort, r.hostIp);
+      const holder = findPortHolder(r.proto, r.hostPort, r.hostIp, hostSockets);
       if (holder) throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is already in use on the host by ${holder}`, { object: r.spec });
     }
     this.store.immediate(() => {
@@ -565,7 +562,7 @@ export class Nsnet {
   /** Removes published ports by spec (as `ports` shows it), and clears their UDP conntrack entries. */
   unpublish(namespace: string, spec: string): PublishRecord[] {
     const want = parsePortSpec(spec).spec;
-    const rows = this.store.ports({ namespace }).filter((p) => p.spec === want);
+    const rows = this.store.portsBySpec(namespace, want);
     if (rows.length === 0) {
       throw new NsnetError('PORT_NOT_FOUND', `namespace ${namespace} has no published port ${want}`, { object: want });
     }
@@ -787,6 +784,23 @@ export class Nsnet {
     for (const n of networks) { ensureBridgeNetwork(this.host, n); this.enableForwarding(n); }
     if (networks.length > 0 || this.firewall.tablesExist()) this.firewall.rebuild(this.firewallState());
     return { rolledBack, leaked, networks: networks.map((n) => n.name) };
+  }
+}
+
+/**
+ * The addresses in use on one network, looked up in the store as the allocator probes them:
+ * with the cursor the first probe is almost always free, so an allocation costs one indexed
+ * lookup instead of loading every allocated address of the network.
+ */
+class StoreAddressSet extends AddressSet {
+  constructor(private readonly store: Store, private readonly network: string) {
+    super();
+  }
+  override has(address: IpAddress): boolean {
+    return super.has(address) || this.store.allocationOwner(this.network, address.toString()) !== undefined;
+  }
+  override hasValue(family: 4 | 6, value: bigint): boolean {
+    return super.hasValue(family, value) || this.store.allocationOwner(this.network, IpAddress.fromBigInt(family, value).toString()) !== undefined;
   }
 }
 

@@ -56,20 +56,34 @@ function ownerOf(inode: string): string {
   return `a socket (inode ${inode}) of a process nsnet cannot see`;
 }
 
+/** The host's TCP listeners and UDP sockets, read on first use and then reused. */
+export class HostSockets {
+  private readonly byProto = new Map<'tcp' | 'udp', Map<number, Sock[]>>();
+
+  onPort(proto: 'tcp' | 'udp', port: number): Sock[] {
+    let index = this.byProto.get(proto);
+    if (!index) {
+      index = new Map();
+      const files = proto === 'tcp' ? ['/proc/net/tcp', '/proc/net/tcp6'] : ['/proc/net/udp', '/proc/net/udp6'];
+      for (const file of files) {
+        for (const s of sockets(file, proto === 'tcp')) (index.get(s.port) ?? index.set(s.port, []).get(s.port)!).push(s);
+      }
+      this.byProto.set(proto, index);
+    }
+    return index.get(port) ?? [];
+  }
+}
+
 /**
  * Describes the holder of `proto`/`port` on the host that overlaps `hostIp` (null: every
  * address), or undefined when the port is free. SCTP is not checked.
  */
-export function findPortHolder(proto: 'tcp' | 'udp' | 'sctp', port: number, hostIp: string | null): string | undefined {
+export function findPortHolder(proto: 'tcp' | 'udp' | 'sctp', port: number, hostIp: string | null, cache = new HostSockets()): string | undefined {
   if (proto === 'sctp') return undefined;
-  const files = proto === 'tcp' ? ['/proc/net/tcp', '/proc/net/tcp6'] : ['/proc/net/udp', '/proc/net/udp6'];
-  for (const file of files) {
-    for (const s of sockets(file, proto === 'tcp')) {
-      if (s.port !== port) continue;
-      const address = s.address.replace(/^::ffff:/, '');
-      if (hostIp === null || WILDCARDS.has(address) || address === hostIp ) {
-        return `${ownerOf(s.inode)} on ${address.includes(':') ? `[${address}]` : address}:${port}`;
-      }
+  for (const s of cache.onPort(proto, port)) {
+    const address = s.address.replace(/^::ffff:/, '');
+    if (hostIp === null || WILDCARDS.has(address) || address === hostIp) {
+      return `${ownerOf(s.inode)} on ${address.includes(':') ? `[${address}]` : address}:${port}`;
     }
   }
   return undefined;

@@ -571,7 +571,7 @@ describe('planTopology: published ports and policies', () => {
     const file = fileURLToPath(new URL('../../../examples/three-tier.yaml', import.meta.url));
     const t = loadTopology(file);
     const { changes, state } = converge(t, empty());
-    assert.equal(changes.filter((c) => c.kind === 'add-policy').length, 8);
+    assert.equal(changes.filter((c) => c.kind === 'add-policy').length, 7);
     assert.deepEqual(state.ports.map((p) => `${p.namespace}@${p.network} ${p.spec}`), ['web@frontend 80:80/tcp']);
     assert.deepEqual(planTopology(loadTopology(file), state), []);
   });

@@ -15,7 +15,7 @@ import type {
 } from '../engine/types.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/nsnet';
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS ports (
   source TEXT,
   PRIMARY KEY (host_ip, proto, host_port)
 );
+CREATE INDEX IF NOT EXISTS ports_by_port ON ports (proto, host_port);
+CREATE INDEX IF NOT EXISTS ports_by_spec ON ports (namespace, spec);
 CREATE TABLE IF NOT EXISTS policies (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL UNIQUE,
@@ -312,7 +314,13 @@ export class Store {
   }
   /** Mappings on the same protocol and host port (any host address): the conflict candidates. */
   portsOn(proto: string, hostPort: number): PublishRecord[] {
-    return this.db.prepare<[string, number], PortRow>('SELECT * FROM ports WHERE proto = ? AND host_port = ?').all(proto, hostPort).map(toPort);
+    this.portsOnStmt ??= this.db.prepare<[string, number], PortRow>('SELECT * FROM ports WHERE proto = ? AND host_port = ?');
+    return this.portsOnStmt.all(proto, hostPort).map(toPort);
+  }
+  private portsOnStmt: Database.Statement<[string, number], PortRow> | undefined;
+  /** The rows of one published spec (a range is one spec, several rows). */
+  portsBySpec(namespace: string, spec: string): PublishRecord[] {
+    return this.db.prepare<[string, string], PortRow>('SELECT * FROM ports WHERE namespace = ? AND spec = ?').all(namespace, spec).map(toPort);
   }
   insertPort(p: PublishRecord): void {
     this.db.prepare('INSERT INTO ports (namespace, network, spec, host_ip, proto, host_port, container_port, target4, target6, sources, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')

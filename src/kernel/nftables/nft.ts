@@ -149,12 +149,16 @@ export class Nft {
     if (!ctx) throw new Error('Nft: used after close()');
     const lib = this.#lib;
     const start = channel.hasSubscribers ? performance.now() : 0;
-    const { rc, out, err } = this.#enter(() => {
+    const once = (): { rc: number; out: string; err: string } => this.#enter(() => {
       lib.nft_ctx_output_set_flags(ctx, flags);
       const rc = lib.nft_run_cmd_from_buffer(ctx, input);
       // Always drain both buffers: reading rewinds them for the next call.
       return { rc, out: lib.nft_ctx_get_output_buffer(ctx) ?? '', err: lib.nft_ctx_get_error_buffer(ctx) ?? '' };
     });
+    let { rc, out, err } = once();
+    // A signal (a profiler's SIGPROF, a child's SIGCHLD) can interrupt libnftables' netlink
+    // receive; the transaction was not committed (a batch is all or nothing), so run it again.
+    for (let retry = 0; rc !== 0 && /Interrupted system call/.test(err) && retry < 3; retry++) ({ rc, out, err } = once());
     const error = rc === 0 ? undefined : nftError(err, objectAt);
     if (channel.hasSubscribers) channel.publish({ input, durationMs: performance.now() - start, error });
     if (error) throw error;
