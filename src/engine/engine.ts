@@ -20,7 +20,7 @@ import { Store, resolveStateDir } from '../store/store.js';
 import { Firewall, type FirewallState } from '../firewall/firewall.js';
 import { expandPortSpec, parsePortFilter, parsePortSpec, type PortMapping } from './ports.js';
 import { clearUdpConntrack } from '../kernel/netlink/conntrack.js';
-import { HostSockets, findPortHolder } from './listeners.js';
+import { HostSockets, findPortHolder, portIsFree } from './listeners.js';
 import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork } from '../drivers/bridge.js';
 import { hostUpstreams, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
 import { Cidr, parseCidr } from '../ipam/cidr.js';
@@ -524,7 +524,7 @@ export class Nsnet {
     // Conflicts: with other nsnet mappings (same protocol and port, overlapping host
     // address), within this request, and with sockets already listening on the host.
     const seen = new Map<string, PortMapping>();
-    const hostSockets = new HostSockets(); // /proc/net read once per publish, not per port
+    const hostSockets = new HostSockets(); // /proc/net read at most once per publish, only on a conflict
     const overlaps = (a: string | null, b: string | null): boolean => a === null || b === null || a === b;
     for (const r of rows) {
       for (const other of this.store.portsOn(r.proto, r.hostPort)) {
@@ -538,8 +538,10 @@ export class Nsnet {
         throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is requested twice (${dup.spec}, ${r.spec})`, { object: r.spec });
       }
       seen.set(k, r);
-      const holder = findPortHolder(r.proto, r.hostPort, r.hostIp, hostSockets);
-      if (holder) throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is already in use on the host by ${holder}`, { object: r.spec });
+      if (!portIsFree(r.proto, r.hostPort, r.hostIp)) {
+        const holder = findPortHolder(r.proto, r.hostPort, r.hostIp, hostSockets) ?? 'a socket nsnet cannot attribute';
+        throw new NsnetError('PORT_IN_USE', `host port ${r.hostPort}/${r.proto} is already in use on the host by ${holder}`, { object: r.spec });
+      }
     }
     this.store.immediate(() => {
       for (const r of rows) {
