@@ -11,6 +11,7 @@ import { Command, Option, CommanderError } from 'commander';
 import { NsnetError } from '../errors.js';
 import type { Nsnet } from '../engine/engine.js';
 import { renderTable } from './render.js';
+import { registerDnsCommands } from './dns.js';
 
 const EXIT_USER = 1;
 const EXIT_USAGE = 2;
@@ -24,7 +25,7 @@ async function nsnet(cmd: Command): Promise<Nsnet> {
   if (g.debug || process.env.NSNET_DEBUG === '1') {
     const { traceToStderr } = await import('../diagnostics.js');
     traceToStderr(['engine:namespace-added', 'engine:namespace-removed', 'engine:network-created', 'engine:network-removed',
-      'engine:connected', 'engine:disconnected', 'engine:rolled-back', 'engine:reset', 'firewall:rebuild', 'netlink:dump-interrupted']);
+      'engine:connected', 'engine:disconnected', 'engine:rolled-back', 'engine:reset', 'firewall:rebuild', 'firewall:drift', 'netlink:dump-interrupted', 'dns:control']);
   }
   const { Nsnet } = await import('../engine/engine.js');
   engine = new Nsnet(g.stateDir ? { stateDir: g.stateDir } : {});
@@ -298,6 +299,8 @@ program.command('repair').description('reconcile the kernel with nsnet\'s state 
     if (o.json) return json(r);
     print(`repair: rolled back ${r.rolledBack.length} half-made endpoint(s)${r.rolledBack.length ? ` (${r.rolledBack.join(', ')})` : ''}, removed ${r.leaked.length} leaked veth(s), checked ${r.networks.length} network(s)`);
   });
+
+registerDnsCommands(program);
 
 async function main(): Promise<void> {
   try {

@@ -2,13 +2,25 @@
  * Per-namespace resolver configuration: /etc/netns/NAME/resolv.conf, which `ip netns exec`
  * and `nsnet ns exec` bind-mount over /etc/resolv.conf inside the namespace.
  *
- * Until nsnet's own DNS service exists, namespaces get the host's upstream servers.
- * Loopback servers (systemd-resolved's 127.0.0.53, a local dnsmasq) would point at the
- * namespace's own loopback, where nothing listens, so they are left out; when the host
- * has only those, systemd-resolved's list of real upstreams is used instead.
+ * A namespace attached to at least one network with DNS (the default) gets nsnet's DNS
+ * service: its gateways as nameservers and the search domain `dns.nsnet`, so `api` and
+ * `api.dns.nsnet` both resolve (see README.md beside this file). A namespace with no such
+ * network gets the host's upstream servers, as before the service existed: loopback
+ * servers (systemd-resolved's 127.0.0.53, a local dnsmasq) would point at the namespace's
+ * own loopback, where nothing listens, so they are left out; when the host has only
+ * those, systemd-resolved's list of real upstreams is used instead.
+ *
+ * The DNS service itself runs on the host, so it uses every host resolver, loopback ones
+ * included (`hostResolvers`).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { NetworkRecord } from '../engine/types.js';
+
+/** The search domain of nsnet's names: `NAME.dns.nsnet` (like Podman's `dns.podman`). */
+export const DNS_DOMAIN = 'dns.nsnet';
+/** glibc reads at most MAXNS (resolv/resolv.h) nameserver lines. */
+const MAXNS = 3;
 
 export const NETNS_ETC_DIR = '/etc/netns';
 
@@ -36,6 +48,43 @@ function isLoopback(ip: string): boolean {
 
 function readIf(file: string): string | undefined {
   try { return fs.readFileSync(file, 'utf8'); } catch { return undefined; }
+}
+
+/**
+ * Whether a network's endpoints get nsnet's DNS service. Every network has it for now; a
+ * network declared with `dns: false` (a future option) does not.
+ */
+export function networkHasDns(n: Pick<NetworkRecord, 'declared'>): boolean {
+  return (n.declared as { dns?: unknown } | undefined)?.dns !== false;
+}
+
+/**
+ * The resolv.conf of a namespace attached to `networks` (its endpoints' networks, in the
+ * order it was connected): the gateways of the DNS-enabled ones — IPv4 first, since a
+ * namespace always has an IPv4 route to an IPv4 gateway — at most three (MAXNS), the
+ * search domain `dns.nsnet` followed by the host's own search domains. Without any
+ * DNS-enabled network: the host's upstreams (`hostUpstreams`).
+ */
+export function dnsResolvConf(networks: ReadonlyArray<Pick<NetworkRecord, 'subnets' | 'declared'>>): ResolvConf {
+  const withDns = networks.filter(networkHasDns);
+  if (withDns.length === 0) return hostUpstreams();
+  const gws = withDns.flatMap((n) => n.subnets.map((s) => s.gateway));
+  const v4 = gws.filter((g) => !g.includes(':'));
+  const v6 = gws.filter((g) => g.includes(':'));
+  const nameservers = [...new Set([...v4, ...v6])].slice(0, MAXNS);
+  const host = parseResolvConf(readIf('/etc/resolv.conf') ?? '');
+  const search = [...new Set([DNS_DOMAIN, ...host.search.filter((d) => d !== '.' && d.toLowerCase() !== DNS_DOMAIN)])];
+  return { nameservers, search, options: [] };
+}
+
+/**
+ * Every resolver the host uses, loopback ones included (for the DNS service, which runs on
+ * the host), in order; systemd-resolved's upstream list when /etc/resolv.conf has none.
+ */
+export function hostResolvers(): string[] {
+  const main = parseResolvConf(readIf('/etc/resolv.conf') ?? '').nameservers;
+  if (main.length > 0) return main;
+  return parseResolvConf(readIf('/run/systemd/resolve/resolv.conf') ?? '').nameservers;
 }
 
 /** The host's upstream resolvers that work from inside a namespace. */

@@ -10,11 +10,18 @@
  *   ip -n NS route add default via GW                                           → attachEndpoint
  *   ip link del veth0                                                           → detachEndpoint
  */
+import { createHash } from 'node:crypto';
 import { Netns } from '../kernel/netns/netns.js';
 import { addAddress, deleteAddress, listAddresses } from '../kernel/netlink/route/addr.js';
 import { addRoute } from '../kernel/netlink/route/route.js';
 import { createVeth, deleteLink, ensureBridge, getLink, setBridgePort, setLinkMtu, setLinkUp, type Link } from '../kernel/netlink/route/link.js';
 import type { EndpointRecord, NetworkRecord } from '../engine/types.js';
+
+/** A stable, locally administered unicast MAC for a network's bridge (02:… from a hash of its name). */
+export function bridgeMac(network: string): string {
+  const h = createHash('sha256').update(`nsnet-bridge\0${network}`).digest();
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
 
 function prefixOf(cidr: string): string {
   return cidr.split('/')[1]!;
@@ -24,7 +31,10 @@ function prefixOf(cidr: string): string {
 export function ensureBridgeNetwork(host: Netns, n: NetworkRecord): Link {
   // nfCall: this bridge's bridged traffic passes nsnet's inet hooks, so policies between
   // members of one network are enforced statefully (per bridge, not the host-wide sysctl).
-  const br = ensureBridge(host, n.bridge, { nfCall: true, ...(n.mtu ? { mtu: n.mtu } : {}) });
+  // A fixed MAC: otherwise Linux gives the bridge the lowest MAC of its ports, and it changes
+  // as ports come and go — every namespace's ARP entry for the gateway goes stale and gateway
+  // traffic (DNS, NAT) is lost until it expires (netavark pins it too).
+  const br = ensureBridge(host, n.bridge, { nfCall: true, mac: bridgeMac(n.name), ...(n.mtu ? { mtu: n.mtu } : {}) });
   if (n.mtu && br.mtu !== n.mtu) setLinkMtu(host, br.index, n.mtu);
   const have = new Set(listAddresses(host, { dev: br.index }).map((a) => `${a.address}/${a.prefixlen}`));
   for (const s of n.subnets) {

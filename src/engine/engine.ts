@@ -22,7 +22,8 @@ import { expandPortSpec, parsePortFilter, parsePortSpec, type PortMapping } from
 import { clearUdpConntrack } from '../kernel/netlink/conntrack.js';
 import { HostSockets, findPortHolder, portIsFree } from './listeners.js';
 import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork } from '../drivers/bridge.js';
-import { hostUpstreams, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
+import { dnsResolvConf, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
+import { dnsAfterChange } from '../dns/control.js';
 import { Cidr, parseCidr } from '../ipam/cidr.js';
 import { IpAddress, MacAddress, isUnicastMac, randomMac } from '../ipam/address.js';
 import { AddressSet, allocateAddress, defaultGateway } from '../ipam/allocator.js';
@@ -244,6 +245,7 @@ export class Nsnet {
       throw e;
     }
     publish('engine:network-created', { name: rec.name, subnets: rec.subnets });
+    dnsAfterChange(this.store);
     return rec;
   }
 
@@ -281,6 +283,7 @@ export class Nsnet {
     this.store.immediate(() => this.store.deleteNetwork(name));
     this.firewall.network('delete', rec, this.policiesNaming({ kind: 'network', name }), () => this.firewallState());
     publish('engine:network-removed', { name });
+    dnsAfterChange(this.store);
   }
 
   requireNetwork(name: string): NetworkRecord {
@@ -410,8 +413,9 @@ export class Nsnet {
         this.disconnect(net.name, spec.namespace);
         throw e;
       }
-      writeNamespaceResolvConf(spec.namespace, hostUpstreams());
+      this.writeResolvConf(spec.namespace);
       publish('engine:connected', { network: net.name, namespace: spec.namespace, addresses: rec.addresses });
+      dnsAfterChange(this.store);
       return rec;
     } finally {
       target.close();
@@ -432,8 +436,16 @@ export class Nsnet {
     detachEndpoint(this.host, e);
     this.store.immediate(() => this.store.deleteEndpoint(network, namespace));
     this.firewall.endpoint('delete', e, this.policiesNaming({ kind: 'namespace', name: namespace }), () => this.firewallState());
-    if (this.store.endpoints({ namespace }).length === 0) removeNamespaceEtc(namespace);
+    this.writeResolvConf(namespace);
     publish('engine:disconnected', { network, namespace });
+    dnsAfterChange(this.store);
+  }
+
+  /** resolv.conf for a namespace: nsnet's DNS on its gateways, or removed with its last endpoint. */
+  private writeResolvConf(namespace: string): void {
+    const nets = this.store.endpoints({ namespace }).flatMap((e) => this.store.network(e.network) ?? []);
+    if (nets.length === 0) removeNamespaceEtc(namespace);
+    else writeNamespaceResolvConf(namespace, dnsResolvConf(nets));
   }
 
   private rollbackEndpoint(e: EndpointRecord): void {
@@ -750,6 +762,7 @@ export class Nsnet {
     });
     this.leakedHostVeths().forEach((l) => detachEndpoint(this.host, { hostIfname: l }));
     publish('engine:reset', counts);
+    dnsAfterChange(this.store);
     return counts;
   }
 
@@ -785,6 +798,7 @@ export class Nsnet {
     const networks = this.store.networks();
     for (const n of networks) { ensureBridgeNetwork(this.host, n); this.enableForwarding(n); }
     if (networks.length > 0 || this.firewall.tablesExist()) this.firewall.rebuild(this.firewallState());
+    dnsAfterChange(this.store);
     return { rolledBack, leaked, networks: networks.map((n) => n.name) };
   }
 }

@@ -12,7 +12,9 @@
  *
  * Hooks used (document for the host's own firewall):
  *   bridge prerouting  (filter, priority filter)  anti-spoofing on nsnet bridge ports only
- *   inet prerouting    (filter, priority raw)      drop packets for 127.0.0.0/8 not from lo
+ *   inet prerouting    (filter, priority raw)      drop packets for 127.0.0.0/8 not from lo, and packets
+ *                                                  from an nsnet subnet that arrive on any other
+ *                                                  interface than nsnet's bridges (spoofed from the uplink)
  *   inet prerouting    (nat, priority dstnat)      published ports, for packets to local addresses
  *   inet output        (nat, priority -100)        published ports, for the host's own connections
  *   inet forward       (filter, priority filter)   isolation, policies, ingress/egress defaults
@@ -59,6 +61,8 @@ add set ${T} allowed4 { type ipv4_addr . inet_proto . inet_service; flags interv
 add set ${T} allowed6 { type ipv6_addr . inet_proto . inet_service; flags interval; }
 add chain ${T} raw_prerouting { type filter hook prerouting priority raw; policy accept; }
 add rule ${T} raw_prerouting iifname != "lo" ip daddr 127.0.0.0/8 drop
+add rule ${T} raw_prerouting iifname != "lo" iifname != @bridges ip saddr @nets4 drop
+add rule ${T} raw_prerouting iifname != "lo" iifname != @bridges ip6 saddr @nets6 drop
 add chain ${T} publish
 add rule ${T} publish meta l4proto . th dport @restricted ip saddr . meta l4proto . th dport != @allowed4 return
 add rule ${T} publish meta l4proto . th dport @restricted ip6 saddr . meta l4proto . th dport != @allowed6 return

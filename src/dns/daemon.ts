@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+/**
+ * The detached DNS service process, started by src/dns/control.ts as
+ *
+ *   node dist/src/dns/daemon.js --state-dir DIR
+ *
+ * in its own session (setsid), stdio on DIR/dns/dns.log, cwd /. It exits 0 at once if
+ * another service holds the lock for DIR. SIGHUP reloads; SIGTERM and SIGINT stop it.
+ * Settings come from the environment it was started with (see README.md):
+ * NSNET_DNS_RATE_LIMIT, NSNET_DNS_PORT; NSNET_DNS_ANCHOR ("PID STARTTIME", set by
+ * control.ts inside the test sandbox) makes it exit when that process is gone.
+ */
+import { pathToFileURL } from 'node:url';
+import { procStart } from './paths.js';
+import { DnsService, DnsServiceError } from './service.js';
+
+/**
+ * Runs the service until SIGTERM or SIGINT (SIGHUP reloads). Throws DnsServiceError
+ * (code DNS_RUNNING) if another service holds the lock for `stateDir`.
+ */
+export async function runService(stateDir: string): Promise<void> {
+  const rate = process.env.NSNET_DNS_RATE_LIMIT === undefined ? undefined : Number(process.env.NSNET_DNS_RATE_LIMIT);
+  const port = process.env.NSNET_DNS_PORT === undefined ? undefined : Number(process.env.NSNET_DNS_PORT);
+  const svc = new DnsService({
+    stateDir,
+    ...(port !== undefined && Number.isInteger(port) ? { port } : {}),
+    ...(rate !== undefined && Number.isFinite(rate) ? { rateLimit: { rate, burst: Math.max(1, rate * 2) } } : {}),
+  });
+  await svc.start();
+  await new Promise<void>((resolve) => {
+    process.on('SIGHUP', () => { void svc.reload(); });
+    const stop = (): void => { void svc.stop().then(resolve); };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    // Started inside the test sandbox: leave with it (see sandboxAnchor in control.ts).
+    const anchor = process.env.NSNET_DNS_ANCHOR?.split(' ');
+    if (anchor) {
+      const t = setInterval(() => {
+        const st = procStart(Number(anchor[0]));
+        if (!st || st.zombie || st.start !== anchor[1]) {
+          clearInterval(t);
+          process.stdout.write(`${new Date().toISOString()} nsnet dns: the sandbox that started it is gone; stopping\n`);
+          stop();
+        }
+      }, 1000);
+      t.unref();
+    }
+  });
+}
+
+function argValue(flag: string): string | undefined {
+  const i = process.argv.indexOf(flag);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const dir = argValue('--state-dir');
+  if (!dir) {
+    process.stderr.write('usage: daemon.js --state-dir DIR\n');
+    process.exit(2);
+  }
+  process.title = 'nsnet-dns';
+  // A bug met while answering one query must not take DNS away from every namespace:
+  // log it (with the stack, for a report) and keep serving.
+  process.on('uncaughtException', (e) => {
+    process.stderr.write(`${new Date().toISOString()} nsnet dns: internal error — this is a bug in nsnet: ${e.stack ?? String(e)}\n`);
+  });
+  try {
+    await runService(dir);
+    process.exit(0);
+  } catch (e) {
+    process.stderr.write(`${new Date().toISOString()} nsnet dns: ${(e as Error).message}\n`);
+    // Another service holds the lock: it serves, which is what was wanted.
+    process.exit(e instanceof DnsServiceError && e.code === 'DNS_RUNNING' ? 0 : 1);
+  }
+}

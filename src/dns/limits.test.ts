@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AnswerCache } from './cache.js';
+import { RateLimiter } from './ratelimit.js';
+
+test('cache: TTL life, capped; zero TTL not stored; LRU eviction by entries and bytes', () => {
+  let now = 0;
+  const c = new AnswerCache({ maxEntries: 3, maxBytes: 16 * 100, maxTtl: 60, maxNegativeTtl: 5 }, () => now);
+  const buf = (n: number): Buffer => Buffer.alloc(n);
+  c.set('a', buf(10), [], 300, false);
+  c.set('n', buf(10), [], 300, true);
+  c.set('z', buf(10), [], 0, false);
+  assert.equal(c.size, 2);
+  now = 5_000;
+  assert.equal(c.get('n'), undefined, 'negative answers live at most maxNegativeTtl');
+  assert.ok(c.get('a'));
+  now = 60_000;
+  assert.equal(c.get('a'), undefined, 'positive answers at most maxTtl');
+  now = 0;
+  c.set('1', buf(10), [], 10, false);
+  c.set('2', buf(10), [], 10, false);
+  c.set('3', buf(10), [], 10, false);
+  assert.ok(c.get('1'), 'touch 1: 2 is now the least recently used');
+  c.set('4', buf(10), [], 10, false);
+  assert.equal(c.get('2'), undefined);
+  assert.ok(c.get('1') && c.get('3') && c.get('4'));
+  c.set('big', buf(99), [], 10, false);
+  c.set('big2', buf(99), [], 10, false);
+  assert.ok(c.byteSize <= 1600);
+  c.set('huge', buf(101), [], 10, false);
+  assert.equal(c.get('huge'), undefined, 'an entry over 1/16 of the budget is not cached');
+});
+
+test('rate limit: burst, then rate per source; sources independent; bounded table', () => {
+  let now = 0;
+  const r = new RateLimiter({ rate: 10, burst: 20, maxSources: 2 }, () => now);
+  let ok = 0;
+  for (let i = 0; i < 30; i++) if (r.take('a')) ok++;
+  assert.equal(ok, 20);
+  assert.equal(r.take('b'), true, 'another source is not affected');
+  now = 500;
+  ok = 0;
+  for (let i = 0; i < 30; i++) if (r.take('a')) ok++;
+  assert.equal(ok, 5, '0.5 s at 10/s');
+  assert.equal(r.take('c'), true, 'over maxSources: the shared overflow bucket');
+  assert.equal(r.sources, 2);
+  now = 10_000;
+  r.sweep();
+  assert.equal(r.sources, 0, 'quiet sources are forgotten');
+  assert.equal(new RateLimiter({ rate: 0, burst: 0, maxSources: 1 }).take('x'), true, 'rate 0: off');
+});
