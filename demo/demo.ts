@@ -74,6 +74,11 @@ const client = spawnSyncInNetns('outside', [process.execPath, '-e',
 say(`\noutside → 203.0.113.1:80 (published → web:80): ${String(client.stdout).trim() || 'no answer'}`);
 if (client.status !== 0) process.exitCode = 1;
 server.kill();
+// Names: the embedded DNS service answers namespaces that share a network with the name.
+for (const [from, name] of [['web', 'www'], ['api', 'api.dns.nsnet'], ['web', 'db']] as const) {
+  const r = spawnSyncInNetns(from, ['getent', 'hosts', name], { encoding: 'utf8', timeout: 5000 });
+  say(`dns: ${from} looks up ${name.padEnd(14)} → ${r.status === 0 ? String(r.stdout).trim().split(/\s+/)[0] : 'not found (no shared network)'}`);
+}
 say(`policies: ${net.listPolicies().map((p) => `${p.name} (${p.action})`).join(', ')}\n`);
 
 t = performance.now();
