@@ -9,18 +9,8 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { CLI, kernelAndStore, must, nsnet, nsnetOk, ping, run, ipJson } from '../harness/world.js';
+import { CLI, kernelAndStore, must, nsnet, nsnetOk, ping, run, ipJson, expectRefused } from '../harness/world.js';
 
-function expectRefused(args: string[], message: RegExp, exit = 1): void {
-  const before = kernelAndStore();
-  const r = nsnet(...args);
-  assert.equal(r.status, exit, `nsnet ${args.join(' ')} should exit ${exit}; stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one-line error, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^nsnet: /);
-  assert.match(lines[0]!, message);
-  assert.equal(kernelAndStore(), before, `nsnet ${args.join(' ')} changed kernel or store`);
-}
 
 describe('bad input leaves kernel and store as they were', () => {
   before(() => {

@@ -12,6 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import assert from 'node:assert/strict';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -129,6 +130,24 @@ export function kernelAndStore(): string {
   const status = nsnetOk('status', '--json');
   const etc = fs.existsSync('/etc/netns') ? fs.readdirSync('/etc/netns').sort().join(' ') : '';
   return JSON.stringify({ links, addrs, netns, nft, status, etc }, null, 1);
+}
+
+/**
+ * Runs an nsnet command that must be refused: exit status `exit` (1: refused, 2: usage;
+ * either when omitted, never 70, a bug),
+ * exactly one line on stderr starting "nsnet: " and matching `message`, and kernel and store
+ * exactly as before.
+ */
+export function expectRefused(args: string[], message: RegExp, exit?: 1 | 2): void {
+  const before = kernelAndStore();
+  const r = nsnet(...args);
+  if (exit === undefined) assert.ok(r.status === 1 || r.status === 2, `nsnet ${args.join(' ')} should be refused (exit 1 or 2), got ${r.status}; stderr: ${r.stderr}`);
+  else assert.equal(r.status, exit, `nsnet ${args.join(' ')} should exit ${exit}; stderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one-line error, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^nsnet: /);
+  assert.match(lines[0]!, message);
+  assert.equal(kernelAndStore(), before, `nsnet ${args.join(' ')} changed kernel or store`);
 }
 
 export { sleep };

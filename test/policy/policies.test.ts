@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import {
   OUTSIDE_V4, UPLINK_V4, inNs, kernelAndStore, kill, makeOutside, must, nsnet, nsnetOk, ping, removeOutside, tcpProbe, tcpServer,
+  expectRefused,
 } from '../harness/world.js';
 
 const servers: ChildProcess[] = [];
@@ -30,14 +31,6 @@ function addr(ns: string, network: string): string {
   return e.addresses[0]!.split('/')[0]!;
 }
 
-function expectRefused(args: string[], message: RegExp): void {
-  const before = kernelAndStore();
-  const r = nsnet(...args);
-  assert.notEqual(r.status, 0, `nsnet ${args.join(' ')} should fail`);
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, message);
-  assert.equal(kernelAndStore(), before, `nsnet ${args.join(' ')} changed kernel or store`);
-}
 
 describe('security zones: app1, app2, app3 on one bridge', () => {
   before(async () => {

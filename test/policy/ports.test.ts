@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
   OUTSIDE_V4, UPLINK_V4, UPLINK_V6, kernelAndStore, kill, makeOutside, must, nsnet, nsnetOk, removeOutside, run, sh, tcpProbe, tcpServer,
+  expectRefused,
 } from '../harness/world.js';
 
 const servers: ChildProcess[] = [];
@@ -38,14 +39,6 @@ function hostProbe(ip: string, port: number): string | null {
   try { return JSON.parse(r.stdout).from as string; } catch { return null; }
 }
 
-function expectRefused(args: string[], message: RegExp): void {
-  const before = kernelAndStore();
-  const r = nsnet(...args);
-  assert.notEqual(r.status, 0, `nsnet ${args.join(' ')} should fail`);
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, message);
-  assert.equal(kernelAndStore(), before, `nsnet ${args.join(' ')} changed kernel or store`);
-}
 
 describe('published ports', () => {
   before(async () => {
