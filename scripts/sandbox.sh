@@ -2,7 +2,7 @@
 # Runs a command in the same private sandbox the demo and the tests use (src/sandbox):
 # a private network + mount namespace, tmpfs over /run, overlays over /etc and /var/lib.
 # For trying nsnet by hand without touching the host:
-#   sudo scripts/sandbox.sh bash
+#   scripts/sandbox.sh bash        (as root)
 set -eu
 [ $# -gt 0 ] || set -- "${SHELL:-/bin/sh}"
 exec unshare --net --mount --propagation private -- /bin/sh -c '
