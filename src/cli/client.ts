@@ -1,0 +1,39 @@
+/**
+ * The thin client side of `nsnet serve`: send the command line, print what the server
+ * printed, exit with its status. Any trouble reaching the server (none running, a different
+ * build, a broken connection before an answer) means "run the command here instead".
+ */
+import net from 'node:net';
+import { serverSocket, stateDirOf } from './endpoint.js';
+import { buildId } from './build-id.js';
+
+/** Commands a server may run: no stdin, no files relative to the caller, no terminal. */
+export const FORWARDED = new Set(['connect', 'disconnect', 'status', 'ports']);
+
+function forwardable(argv: readonly string[]): boolean {
+  if (process.env.NSNET_NO_SERVER === '1' || process.env.NSNET_DEBUG === '1' || process.env.NSNET_CRASH_AT) return false;
+  const words = argv.filter((a) => !a.startsWith('-'));
+  if (argv.some((a) => a === '--debug' || a === '-h' || a === '--help')) return false;
+  return words.length > 0 && FORWARDED.has(words[0]!) && argv[0] === words[0];
+}
+
+interface Reply { code: number; stdout: string; stderr: string }
+
+export async function forward(argv: readonly string[]): Promise<number | undefined> {
+  if (!forwardable(argv)) return undefined;
+  const reply = await new Promise<Reply | undefined>((resolve) => {
+    const sock = net.connect(serverSocket(stateDirOf(argv)));
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.end(`${JSON.stringify({ argv, build: buildId() })}\n`));
+    sock.on('data', (d) => { buf += d; });
+    sock.on('end', () => {
+      try { resolve(JSON.parse(buf) as Reply); } catch { resolve(undefined); }
+    });
+    sock.on('error', () => resolve(undefined));
+  });
+  if (!reply || reply.code === -1) return undefined; // -1: the server is another build
+  if (reply.stdout) process.stdout.write(reply.stdout);
+  if (reply.stderr) process.stderr.write(reply.stderr);
+  return reply.code;
+}

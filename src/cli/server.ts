@@ -1,0 +1,89 @@
+/**
+ * `nsnet serve`: a resident nsnet process for one state directory. Each request is one
+ * command line, run exactly as the CLI would run it (same parser, same engine, same error
+ * mapping), one at a time, with its output captured and sent back. What it saves a caller is
+ * loading the engine — koffi, better-sqlite3, libnftables and ~50 modules, ~100 ms — on
+ * every invocation; the kernel work is the same.
+ *
+ * Protocol (one request per connection): the client sends `{"argv":[…],"build":"…"}\n` and
+ * half-closes; the server answers `{"code":N,"stdout":"…","stderr":"…"}` and closes. A
+ * different build answers code -1 and the client runs the command itself.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { NsnetError } from '../errors.js';
+import { DEFAULT_STATE_DIR, serverSocket } from './endpoint.js';
+import { buildId } from './build-id.js';
+import { FORWARDED } from './client.js';
+
+interface Reply { code: number; stdout: string; stderr: string }
+
+export function registerServeCommand(program: Command): void {
+  program.command('serve')
+    .description('stay resident so connect, disconnect, status and ports answer without loading nsnet each time')
+    .addHelpText('after', `
+Runs in the foreground until SIGTERM or SIGINT (run it under systemd, or with &). Clients in the
+same network namespace using the same state directory find it by themselves; with none running,
+every command works as before. NSNET_NO_SERVER=1 makes a client ignore it.`)
+    .action(async (_o, cmd: Command) => {
+      const g = cmd.optsWithGlobals<{ stateDir?: string }>();
+      await serve(path.resolve(g.stateDir ?? process.env.NSNET_STATE_DIR ?? DEFAULT_STATE_DIR));
+    });
+}
+
+async function serve(stateDir: string): Promise<void> {
+  const { runCli } = await import('./program.js');
+  const build = buildId();
+  let queue: Promise<unknown> = Promise.resolve();
+
+  async function run(argv: string[]): Promise<Reply> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const { write: outWrite } = process.stdout;
+    const { write: errWrite } = process.stderr;
+    // Requests run one at a time (the queue), so swapping the writers is safe.
+    process.stdout.write = ((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; }) as typeof process.stdout.write;
+    process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
+    try {
+      const code = await runCli(['--state-dir', stateDir, ...argv]);
+      return { code, stdout: out.join(''), stderr: err.join('') };
+    } finally {
+      process.stdout.write = outWrite;
+      process.stderr.write = errWrite;
+    }
+  }
+
+  // allowHalfOpen: the client half-closes after its request; the answer still has to go back.
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d) => { buf += d; });
+    sock.on('error', () => sock.destroy());
+    sock.on('end', () => {
+      let req: { argv?: unknown; build?: unknown };
+      try { req = JSON.parse(buf) as typeof req; } catch { sock.destroy(); return; }
+      const argv = Array.isArray(req.argv) && req.argv.every((a) => typeof a === 'string') ? (req.argv as string[]) : undefined;
+      if (!argv || req.build !== build || !FORWARDED.has(argv[0] ?? '')) {
+        sock.end(`${JSON.stringify({ code: -1, stdout: '', stderr: '' })}\n`);
+        return;
+      }
+      queue = queue.then(() => run(argv)).then((reply) => {
+        process.stdout.write(`served: ${argv.join(' ')} → ${reply.code}\n`);
+        sock.end(`${JSON.stringify(reply)}\n`);
+      }, () => sock.destroy());
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE'
+      ? new NsnetError('USAGE', `an nsnet server already runs for ${stateDir} in this network namespace`, { object: stateDir })
+      : e));
+    server.listen(serverSocket(stateDir), () => resolve());
+  });
+  process.stdout.write(`nsnet serve: ready (state ${stateDir}, pid ${process.pid})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => { server.close(() => resolve()); };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
