@@ -12,9 +12,12 @@ export const FORWARDED = new Set(['connect', 'disconnect', 'status', 'ports']);
 
 function forwardable(argv: readonly string[]): boolean {
   if (process.env.NSNET_NO_SERVER === '1' || process.env.NSNET_DEBUG === '1' || process.env.NSNET_CRASH_AT) return false;
-  const words = argv.filter((a) => !a.startsWith('-'));
   if (argv.some((a) => a === '--debug' || a === '-h' || a === '--help')) return false;
-  return words.length > 0 && FORWARDED.has(words[0]!) && argv[0] === words[0];
+  // Skip the global --state-dir (the server was started for one state dir; the socket name
+  // already encodes it); the next word must be a forwarded command.
+  let i = 0;
+  while (argv[i] === '--state-dir' || argv[i]?.startsWith('--state-dir=')) i += argv[i] === '--state-dir' ? 2 : 1;
+  return FORWARDED.has(argv[i] ?? '');
 }
 
 interface Reply { code: number; stdout: string; stderr: string }

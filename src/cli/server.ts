@@ -64,7 +64,8 @@ async function serve(stateDir: string): Promise<void> {
       let req: { argv?: unknown; build?: unknown };
       try { req = JSON.parse(buf) as typeof req; } catch { sock.destroy(); return; }
       const argv = Array.isArray(req.argv) && req.argv.every((a) => typeof a === 'string') ? (req.argv as string[]) : undefined;
-      if (!argv || req.build !== build || !FORWARDED.has(argv[0] ?? '')) {
+      const command = argv?.find((a, i) => !a.startsWith('-') && argv[i - 1] !== '--state-dir');
+      if (!argv || req.build !== build || !FORWARDED.has(command ?? '')) {
         sock.end(`${JSON.stringify({ code: -1, stdout: '', stderr: '' })}\n`);
         return;
       }

@@ -43,6 +43,9 @@ describe('nsnet serve', () => {
     assert.ok(ping('s1', '10.88.0.1'));
     assert.match(nsnetOk('status'), /s1\s+sv\s+eth0\s+10\.88\.0\.2\/24/);
     await logged(/served: status → 0/);
+    // An explicit --state-dir naming the server's own state dir is forwarded too.
+    assert.match(nsnetOk('--state-dir', process.env.NSNET_STATE_DIR!, 'ports'), /NAMESPACE/);
+    await logged(/served: --state-dir \S+ ports → 0/);
   });
   test('errors keep their one line and exit status', async () => {
     const r = nsnet('connect', 'sv', 's1');
