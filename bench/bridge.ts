@@ -19,7 +19,7 @@
  * `node dist/bench/bridge.js` enters it itself).
  */
 import crypto from 'node:crypto';
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { enterSandbox, inSandbox } from '../src/sandbox/sandbox.js';
 import { type Section, type Target, duration, mean, medP90, median, ms, printSection, ratio } from './section.js';
+import { CHILD_ENV, exec, must } from './proc.js';
 
 const N = Number(process.env.NSNET_BENCH_N ?? 200);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -37,27 +38,11 @@ const NETAVARK = '/usr/lib/podman/netavark';
 const OUTSIDE_NS = 'bench-outside';
 const OUTSIDE_IP = '203.0.113.2';
 
-/** The environment of every child: NODE_EXTRA_CA_CERTS removed (it adds ~40 ms to each Node start). */
-const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env };
-delete CHILD_ENV.NODE_EXTRA_CA_CERTS;
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-interface Proc { status: number | null; stdout: string; stderr: string }
 
-function exec(file: string, args: string[], opts: SpawnSyncOptions = {}): Proc {
-  const r = spawnSync(file, args, { encoding: 'utf8', env: CHILD_ENV, maxBuffer: 64 << 20, ...opts });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
 
-function must(file: string, args: string[], opts: SpawnSyncOptions = {}): string {
-  const r = exec(file, args, opts);
-  if (r.status !== 0) {
-    throw new Error(`${path.basename(file)} ${args.join(' ').slice(0, 160)} exited ${r.status}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
-  }
-  return r.stdout;
-}
 
 const sh = (script: string): string => must('/bin/sh', ['-ec', script]);
 const ipBatch = (lines: string[]): void => { if (lines.length) must('ip', ['-batch', '-'], { input: `${lines.join('\n')}\n` }); };

@@ -20,15 +20,13 @@ import { createVeth, listLinks } from '../src/kernel/netlink/route/link.js';
 import { addAddress } from '../src/kernel/netlink/route/addr.js';
 import { addRoute } from '../src/kernel/netlink/route/route.js';
 import { type Section, duration, mean, medP90, median, ms, ratio } from './section.js';
+import { CHILD_ENV } from './proc.js';
 
 const N = Number(process.env.NSNET_BENCH_KERNEL_N ?? 500);
 /** The growth windows: setups #6–#15 (around the 10th) and the last ten, #491–#500. */
 const EARLY = [5, 15] as const;
 const LATE = [N - 10, N] as const;
 
-/** Children (bash, ip, ping) get NODE_EXTRA_CA_CERTS unset and the C locale ('.' in $EPOCHREALTIME). */
-const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
-delete CHILD_ENV.NODE_EXTRA_CA_CERTS;
 
 const OPS = ['create namespace (+ lo up)', 'veth pair, peer in ns, both up', 'addresses (both ends)', 'default route in ns', 'delete namespace'] as const;
 type Op = (typeof OPS)[number];

@@ -25,7 +25,7 @@
  * `node dist/bench/ports.js` enters it itself).
  */
 import diagnostics_channel from 'node:diagnostics_channel';
-import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,7 @@ import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { enterSandbox, inSandbox } from '../src/sandbox/sandbox.js';
 import { type Section, type Table, type Target, duration, medP90, median, ms, printSection, ratio } from './section.js';
+import { CHILD_ENV, exec, must } from './proc.js';
 
 const SIZES = [10, 1000, 10_000] as const;
 const CONNECTS = Number(process.env.NSNET_BENCH_PORTS_CONNECTS ?? 600);
@@ -61,24 +62,10 @@ const ONE_MORE = 40_000;
 const lastBulk = (size: number): number => BULK_BASE + size - 2;
 const CHAIN = 'PB-DNAT';
 
-/** Children get NODE_EXTRA_CA_CERTS unset (it adds ~40 ms to each Node start here). */
-const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
-delete CHILD_ENV.NODE_EXTRA_CA_CERTS;
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-interface Proc { status: number | null; stdout: string; stderr: string }
 
-function exec(file: string, args: string[], opts: SpawnSyncOptions = {}): Proc {
-  const r = spawnSync(file, args, { encoding: 'utf8', env: CHILD_ENV, maxBuffer: 64 << 20, ...opts });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
-}
-function must(file: string, args: string[], opts: SpawnSyncOptions = {}): string {
-  const r = exec(file, args, opts);
-  if (r.status !== 0) throw new Error(`${file} ${args.join(' ').slice(0, 160)} exited ${r.status}: ${(r.stderr || r.stdout).trim().slice(0, 1000)}`);
-  return r.stdout;
-}
 const sh = (script: string): string => must('/bin/sh', ['-ec', script]);
 const quiet = (script: string): void => { exec('/bin/sh', ['-c', script]); };
 const time = (fn: () => unknown): number => { const t = performance.now(); fn(); return performance.now() - t; };
