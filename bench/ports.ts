@@ -153,6 +153,39 @@ class LineProc {
   }
 }
 
+
+/**
+ * The sweep both tools run: grow to each size in SIZES (filling with `grow`), measure a point
+ * there, then shrink back to the smallest size and measure it again (the noise check).
+ * Returns the points and the nft ruleset summary taken at the largest size.
+ */
+async function sweep(
+  tool: string,
+  grow: (n: number) => number,
+  shrink: () => void,
+  probe: () => void,
+  point: (label: string, size: number) => Promise<Point>,
+  points: Point[],
+): Promise<string[]> {
+  let tables: string[] = [];
+  for (const size of SIZES) {
+    process.stderr.write(`[ports] ${tool}: ${fmtN(size)} mappings…\n`);
+    const fill = grow(size - 1);
+    probe();
+    const p = await point(fmtN(size), size);
+    p.fill = fill;
+    points.push(p);
+    if (size === SIZES[SIZES.length - 1]) tables = nftTables();
+  }
+  process.stderr.write(`[ports] ${tool}: back to ${SIZES[0]}…\n`);
+  const fill = time(shrink);
+  probe();
+  const p = await point(`${SIZES[0]} again (shrunk from ${fmtN(SIZES[SIZES.length - 1])})`, SIZES[0]);
+  p.fill = fill;
+  points.push(p);
+  return tables;
+}
+
 async function server(ns: string, ports: number[]): Promise<LineProc> {
   return new LineProc(`server in ${ns}`, ns, SERVER, ports.map(String)).ready();
 }
@@ -293,22 +326,10 @@ async function runNsnet(client: LineProc): Promise<{ points: Point[]; tables: st
       return p;
     };
 
-    for (const size of SIZES) {
-      process.stderr.write(`[ports] nsnet: ${fmtN(size)} mappings…\n`);
-      const fill = grow(size - 1);
-      probe();
-      const p = await point(fmtN(size), size);
-      p.fill = fill;
-      points.push(p);
-      if (size === SIZES[SIZES.length - 1]) tables = nftTables();
-    }
-    process.stderr.write('[ports] nsnet: back to 10…\n');
-    const fill = time(() => { while (specs.length > 1) nsnet.unpublish('pb-b', specs.pop()!); });
-    bulk = SIZES[0] - 1;
-    probe();
-    const p = await point(`${SIZES[0]} again (shrunk from ${fmtN(SIZES[SIZES.length - 1])})`, SIZES[0]);
-    p.fill = fill;
-    points.push(p);
+    tables = await sweep('nsnet', grow, () => {
+      while (specs.length > 1) nsnet.unpublish('pb-b', specs.pop()!);
+      bulk = SIZES[0] - 1;
+    }, probe, point, points);
   } catch (e) {
     points.push({ label: 'FAILED', size: 0, add: [], del: [], error: (e as Error).message.split('\n')[0] });
   } finally {
@@ -383,22 +404,12 @@ done`);
       return p;
     };
 
-    for (const size of SIZES) {
-      process.stderr.write(`[ports] iptables: ${fmtN(size)} rules…\n`);
-      const fill = grow(size - 1);
-      probe();
-      const p = await point(fmtN(size), size);
-      p.fill = fill;
-      points.push(p);
-      if (size === SIZES[SIZES.length - 1]) tables = nftTables();
-    }
-    process.stderr.write('[ports] iptables: back to 10…\n');
-    const fill = time(() => { ipt(`-F ${CHAIN}`); bulk = 0; grow(SIZES[0] - 1); });
-    probeIn = false;
-    probe();
-    const p = await point(`${SIZES[0]} again (shrunk from ${fmtN(SIZES[SIZES.length - 1])})`, SIZES[0]);
-    p.fill = fill;
-    points.push(p);
+    tables = await sweep('iptables', grow, () => {
+      ipt(`-F ${CHAIN}`);
+      bulk = 0;
+      grow(SIZES[0] - 1);
+      probeIn = false;
+    }, probe, point, points);
   } catch (e) {
     points.push({ label: 'FAILED', size: 0, add: [], del: [], error: (e as Error).message.split('\n')[0] });
   } finally {

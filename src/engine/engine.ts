@@ -11,7 +11,7 @@
  */
 import crypto from 'node:crypto';
 import { NsnetError, isNsnetError } from '../errors.js';
-import { Netns, createNetns, deleteNetns, netnsExists, validateNetnsName } from '../kernel/netns/netns.js';
+import { Netns, createNetns, deleteNetns, netnsExists } from '../kernel/netns/netns.js';
 import { readSysctl, writeSysctl } from '../kernel/netns/sysctl.js';
 import { getLink, listLinks, validateIfname } from '../kernel/netlink/route/link.js';
 import { listAddresses } from '../kernel/netlink/route/addr.js';

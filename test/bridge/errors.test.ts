@@ -9,7 +9,7 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { CLI, kernelAndStore, must, nsnet, nsnetOk, ping, run, ipJson, expectRefused } from '../harness/world.js';
+import { CLI, must, nsnet, nsnetOk, ping, run, ipJson, expectRefused } from '../harness/world.js';
 
 
 describe('bad input leaves kernel and store as they were', () => {

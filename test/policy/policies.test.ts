@@ -9,7 +9,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import {
-  OUTSIDE_V4, UPLINK_V4, inNs, kernelAndStore, kill, makeOutside, must, nsnet, nsnetOk, ping, removeOutside, tcpProbe, tcpServer,
+  OUTSIDE_V4, UPLINK_V4, inNs, kill, makeOutside, must, nsnet, nsnetOk, ping, removeOutside, tcpProbe, tcpServer,
   expectRefused,
 } from '../harness/world.js';
 

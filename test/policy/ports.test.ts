@@ -10,7 +10,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  OUTSIDE_V4, UPLINK_V4, UPLINK_V6, kernelAndStore, kill, makeOutside, must, nsnet, nsnetOk, removeOutside, run, sh, tcpProbe, tcpServer,
+  OUTSIDE_V4, UPLINK_V4, UPLINK_V6, kill, makeOutside, must, nsnet, nsnetOk, removeOutside, run, sh, tcpProbe, tcpServer,
   expectRefused,
 } from '../harness/world.js';
 
