@@ -6,14 +6,20 @@
  *
  * Kept free of heavy imports: the CLI entry point loads it on every run.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 export const DEFAULT_STATE_DIR = '/var/lib/nsnet';
 
+/**
+ * The name hashes the resolved state dir with 64-bit FNV-1a, not SHA-256: node:crypto
+ * initialises OpenSSL on load (~10 ms of CPU, measured), which every CLI run would pay. The
+ * name needs no collision resistance against an adversary: only root can bind it, and a
+ * server answers only requests from the same build.
+ */
 export function serverSocket(stateDir: string): string {
-  const hash = createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 16);
-  return `\0nsnet-engine-${hash}`;
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(path.resolve(stateDir))) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return `\0nsnet-engine-${h.toString(16).padStart(16, '0')}`;
 }
 
 /** The state dir a command line means: --state-dir, then $NSNET_STATE_DIR, then the default. */
