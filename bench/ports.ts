@@ -75,7 +75,7 @@ const fmtN = (n: number): string => n.toLocaleString('en-US');
 // ---- long-lived helper processes in namespaces -----------------------------------------------
 
 /** A TCP server on the given ports that accepts and closes; `count` on stdin → accepts per port. */
-const SERVER = `
+export const SERVER = `
 const net = require('net');
 const counts = {};
 let pending = 0;
@@ -90,7 +90,7 @@ require('readline').createInterface({ input: process.stdin })
 `;
 
 /** Sequential connects; a JSON request per line → { ms: [...], errors: { CODE: n } }. */
-const CLIENT = `
+export const CLIENT = `
 const net = require('net');
 function once(host, port, timeout) {
   return new Promise((resolve) => {
@@ -112,7 +112,7 @@ require('readline').createInterface({ input: process.stdin }).on('line', async (
 process.stdout.write('ready\\n');
 `;
 
-class LineProc {
+export class LineProc {
   private readonly child: ChildProcess;
   private readonly lines: string[] = [];
   private waiter: ((l: string) => void) | undefined;

@@ -481,7 +481,8 @@ export class Nsnet {
 
   private policiesNaming(sel: Selector): PolicyRecord[] {
     if (sel.kind !== 'network' && sel.kind !== 'namespace') return [];
-    const same = (a: Selector): boolean => a.kind === sel.kind && a.name === sel.name;
+    // "outside" is every address no nsnet network holds: a network change moves it too.
+    const same = (a: Selector): boolean => (a.kind === sel.kind && a.name === sel.name) || (sel.kind === 'network' && a.kind === 'outside');
     return this.store.policies().filter((p) => same(p.from) || same(p.to));
   }
 
@@ -660,7 +661,7 @@ export class Nsnet {
       rec = { ...draft, id: this.store.insertPolicy(draft) };
     });
     try {
-      this.firewall.policies(this.store.policies(), rec, undefined, () => this.firewallState());
+      this.firewall.policies(() => this.firewallState());
     } catch (e) {
       this.store.immediate(() => this.store.deletePolicy(rec!.name));
       throw e;
@@ -673,7 +674,7 @@ export class Nsnet {
     const rec = this.store.policy(name);
     if (!rec) throw new NsnetError('POLICY_NOT_FOUND', `policy ${name} not found`, { object: name });
     this.store.immediate(() => this.store.deletePolicy(name));
-    this.firewall.policies(this.store.policies(), undefined, rec, () => this.firewallState());
+    this.firewall.policies(() => this.firewallState());
     publish('engine:policy-removed', { name });
   }
 

@@ -6,9 +6,10 @@
  *
  * The rules are fixed. What varies lives in sets and maps keyed by bridge, address or
  * port, so adding a network, an endpoint or a published port is a few element insertions
- * and the per-packet cost does not grow with their number. Policies are the exception:
- * one rule per policy (its members are sets), so the per-packet cost grows with the number
- * of policies — not with the endpoints they cover.
+ * and the per-packet cost does not grow with their number. Policies too: they are compiled
+ * (policy-compile.ts) into one interval verdict map per family, `pol4`/`pol6`, keyed by
+ * source . destination . protocol . port, with priorities resolved into disjoint elements,
+ * so a new connection costs one lookup however many policies there are.
  *
  * Hooks used (document for the host's own firewall):
  *   bridge prerouting  (filter, priority filter)  anti-spoofing on nsnet bridge ports only
@@ -38,6 +39,7 @@ import { isNsnetError } from '../errors.js';
 import { Nft } from '../kernel/nftables/nft.js';
 import type { EndpointRecord, NetworkRecord, PolicyRecord, PublishRecord, Selector } from '../engine/types.js';
 import { publish } from '../diagnostics.js';
+import { compilePolicies, elementText } from './policy-compile.js';
 
 export const TABLE_NAME = 'nsnet';
 const T = `inet ${TABLE_NAME}`;
@@ -75,6 +77,10 @@ add rule ${T} nat_prerouting fib daddr type local jump publish
 add chain ${T} nat_output { type nat hook output priority -100; policy accept; }
 add rule ${T} nat_output fib daddr type local jump publish
 add chain ${T} policies
+add map ${T} pol4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict; flags interval; }
+add map ${T} pol6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service : verdict; flags interval; }
+add rule ${T} policies meta nfproto ipv4 ip saddr . ip daddr . meta l4proto . th dport vmap @pol4
+add rule ${T} policies meta nfproto ipv6 ip6 saddr . ip6 daddr . meta l4proto . th dport vmap @pol6
 add chain ${T} forward { type filter hook forward priority filter; policy accept; }
 add rule ${T} forward iifname @bridges ct state established,related accept
 add rule ${T} forward oifname @bridges ct state established,related accept
@@ -154,44 +160,17 @@ export interface SelectorResolver {
   (sel: Selector): { v4: string[]; v6: string[] } | 'outside';
 }
 
-function policySetNames(p: PolicyRecord): { from4: string; from6: string; to4: string; to6: string; ports: string } {
-  return { from4: `p${p.id}_from4`, from6: `p${p.id}_from6`, to4: `p${p.id}_to4`, to6: `p${p.id}_to6`, ports: `p${p.id}_ports` };
+/** The policy maps' elements for the whole state (flushed and refilled as one). */
+function policyElements(s: FirewallState): Elem[] {
+  if (s.policies.length === 0) return [];
+  const nets = { v4: [] as string[], v6: [] as string[] };
+  for (const n of s.networks) for (const x of n.subnets) (isV6(x.cidr) ? nets.v6 : nets.v4).push(x.cidr);
+  return compilePolicies(s.policies, (p, side) => s.resolve(p[side]), nets)
+    .map((e): Elem => [T, e.family === 4 ? 'pol4' : 'pol6', elementText(e)]);
 }
 
-function policySetDecls(p: PolicyRecord): string[] {
-  const n = policySetNames(p);
-  const out = [
-    `add set ${T} ${n.from4} { type ipv4_addr; flags interval; }`,
-    `add set ${T} ${n.from6} { type ipv6_addr; flags interval; }`,
-    `add set ${T} ${n.to4} { type ipv4_addr; flags interval; }`,
-    `add set ${T} ${n.to6} { type ipv6_addr; flags interval; }`,
-  ];
-  if (p.ports.length > 0) out.push(`add set ${T} ${n.ports} { type inet_proto . inet_service; flags interval; }`);
-  return out;
-}
-
-function policyMembers(p: PolicyRecord, resolve: SelectorResolver): Elem[] {
-  const n = policySetNames(p);
-  const out: Elem[] = [];
-  const from = resolve(p.from);
-  const to = resolve(p.to);
-  if (from !== 'outside') { for (const a of from.v4) out.push([T, n.from4, a]); for (const a of from.v6) out.push([T, n.from6, a]); }
-  if (to !== 'outside') { for (const a of to.v4) out.push([T, n.to4, a]); for (const a of to.v6) out.push([T, n.to6, a]); }
-  for (const f of p.ports) for (const proto of f.protos) out.push([T, n.ports, `${proto} . ${f.start === f.end ? f.start : `${f.start}-${f.end}`}`]);
-  return out;
-}
-
-function policyRules(p: PolicyRecord): string[] {
-  const n = policySetNames(p);
-  const verdict = p.action === 'allow' ? 'accept' : 'drop';
-  const ports = p.ports.length > 0 ? ` meta l4proto . th dport @${n.ports}` : '';
-  const comment = ` comment ${q(`policy ${p.name}`)}`;
-  const side = (fam: 'ip' | 'ip6', dir: 'saddr' | 'daddr', sel: Selector, set: string): string =>
-    sel.kind === 'outside' ? `${fam} ${dir} != @nets${fam === 'ip' ? 4 : 6}` : `${fam} ${dir} @${set}`;
-  return [
-    `add rule ${T} policies ${side('ip', 'saddr', p.from, n.from4)} ${side('ip', 'daddr', p.to, n.to4)}${ports} ${verdict}${comment}`,
-    `add rule ${T} policies ${side('ip6', 'saddr', p.from, n.from6)} ${side('ip6', 'daddr', p.to, n.to6)}${ports} ${verdict}${comment}`,
-  ];
+function policyScript(s: FirewallState): string[] {
+  return [`flush map ${T} pol4`, `flush map ${T} pol6`, ...script('add', policyElements(s))];
 }
 
 function script(verb: 'add' | 'delete', elems: readonly Elem[]): string[] {
@@ -246,13 +225,11 @@ export class Firewall {
     const lines = [
       `add table ${T}`, `delete table ${T}`, `add table ${B}`, `delete table ${B}`,
       ...BASE.trim().split('\n'),
-      ...s.policies.flatMap(policySetDecls),
-      ...s.policies.flatMap(policyRules),
       ...script('add', [
         ...s.networks.flatMap(networkElements),
         ...s.endpoints.filter((e) => e.state === 'ready').flatMap(endpointElements),
         ...s.ports.flatMap(portElements),
-        ...s.policies.flatMap((p) => policyMembers(p, s.resolve)),
+        ...policyElements(s),
       ]),
     ];
     this.run(lines);
@@ -291,31 +268,17 @@ export class Firewall {
     this.change(script(verb, ps.flatMap(portElements)), state);
   }
 
-  /** Re-derives the policies chain (one rule pair per policy) and the changed policy's sets. */
-  policies(all: readonly PolicyRecord[], added: PolicyRecord | undefined, removed: PolicyRecord | undefined, state: () => FirewallState): void {
-    const lines = [`flush chain ${T} policies`];
-    if (added) lines.push(...policySetDecls(added));
-    lines.push(...all.flatMap(policyRules));
-    if (added) lines.push(...script('add', policyMembers(added, state().resolve)));
-    if (removed) {
-      const n = policySetNames(removed);
-      lines.push(`delete set ${T} ${n.from4}`, `delete set ${T} ${n.from6}`, `delete set ${T} ${n.to4}`, `delete set ${T} ${n.to6}`);
-      if (removed.ports.length > 0) lines.push(`delete set ${T} ${n.ports}`);
-    }
-    this.change(lines, state);
+  /**
+   * A policy was added or removed: the policy maps are recompiled from the state and
+   * replaced in one transaction (flush + add), so no packet sees a half-changed policy set.
+   */
+  policies(state: () => FirewallState): void {
+    this.change(policyScript(state()), state);
   }
 
-  /** Statements that reset the member sets of `affected` policies to what the state says now. */
+  /** The policy maps again when a change touched something `affected` policies name. */
   private refreshPolicies(affected: readonly PolicyRecord[], state: () => FirewallState): string[] {
-    if (affected.length === 0) return [];
-    const resolve = state().resolve;
-    const lines: string[] = [];
-    for (const p of affected) {
-      const n = policySetNames(p);
-      lines.push(`flush set ${T} ${n.from4}`, `flush set ${T} ${n.from6}`, `flush set ${T} ${n.to4}`, `flush set ${T} ${n.to6}`);
-      lines.push(...script('add', policyMembers(p, resolve).filter(([, set]) => set !== n.ports)));
-    }
-    return lines;
+    return affected.length === 0 ? [] : policyScript(state());
   }
 
   /** Deletes nsnet's tables, and nothing else. */
