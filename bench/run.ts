@@ -22,6 +22,7 @@ const SECTIONS: Array<{ name: string; what: string }> = [
   { name: 'bridge', what: 'attach/detach namespaces to a bridge network: nsnet vs ip script, CNI, netavark (issue 3)' },
   { name: 'dns', what: 'embedded DNS: qps and p50/p99 for local and cached forwarded names, memory with 1,000 names; vs aardvark-dns (issue 5)' },
   { name: 'ports', what: 'published ports at 10 / 1,000 / 10,000: add/remove one mapping, connect latency through DNAT; nsnet vs iptables DNAT rules (issue 4)' },
+  { name: 'macvlan', what: 'macvlan: attach latency vs bridge (and an ip script); container-to-container throughput (iperf3) and RTT over macvlan vs bridge vs veth pair (issue 8)' },
 ];
 
 const asked = [...process.argv.slice(2), ...(process.env.NSNET_BENCH_SECTIONS?.split(',') ?? [])].filter(Boolean);
