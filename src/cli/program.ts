@@ -172,7 +172,7 @@ Examples:
       print(`network ${n.name}  ${where}  ${n.internal ? 'internal' : n.masquerade ? 'nat' : 'routed'}${n.mtu ? `  mtu ${n.mtu}` : ''}`);
       for (const s of n.subnets) print(`  subnet ${s.cidr} gateway ${s.gateway}`);
       print(renderTable(['NAMESPACE', 'IFNAME', 'ADDRESSES', 'MAC', 'HOST VETH', 'ALIASES', 'STATE'], n.endpoints.map((e) => [
-        e.namespace, e.ifname, e.addresses.join(' '), e.mac, e.hostIfname, e.aliases.join(',') || '-', e.state,
+        e.namespace, e.ifname, e.addresses.join(' '), e.mac, n.driver === 'bridge' ? e.hostIfname : '-', e.aliases.join(',') || '-', e.state,
       ])));
     });
 
