@@ -135,6 +135,18 @@ describe('macvlan networks on a simulated LAN', () => {
     assert.ok(!ping('b', addr('a', 'lan')), 'b cannot reach a');
   });
 
+  test('vepa mode: endpoint-to-endpoint traffic goes through the LAN switch (works only with a hairpin port there)', () => {
+    lan('--mode', 'vepa');
+    for (const n of ['a', 'b']) { nsnetOk('ns', 'add', n); nsnetOk('connect', 'lan', n); }
+    assert.equal(JSON.parse(must('ip -n a -d -j link show eth0'))[0].linkinfo.info_data.mode, 'vepa');
+    assert.ok(ping('a', PEER), 'a → the other machine');
+    try {
+      assert.ok(!ping('a', addr('b', 'lan')), 'a → b fails: the switch does not send frames back out of their port');
+      must('ip -n lan link set lanp0 type bridge_slave hairpin on');
+      assert.ok(ping('a', addr('b', 'lan')), 'a → b through the switch once its port hairpins (802.1Qbg reflective relay)');
+    } finally { must('ip -n lan link set lanp0 type bridge_slave hairpin off'); }
+  });
+
   test('shim: the host and its endpoints talk; DNS names on the shim address; disconnect removes the host route', async () => {
     const before = hostNet();
     lan('--shim', '192.0.2.250');
