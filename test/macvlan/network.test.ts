@@ -15,7 +15,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { expectRefused, inNs, ipJson, kernelAndStore, kill, must, nsnet, nsnetOk, ping, sh, tcpProbe, tcpServer } from '../harness/world.js';
+import { CLI, expectRefused, inNs, run, ipJson, kernelAndStore, kill, must, nsnet, nsnetOk, ping, sh, tcpProbe, tcpServer } from '../harness/world.js';
 
 const PEER = '192.0.2.50';
 const ROUTER = '192.0.2.1';
@@ -237,6 +237,21 @@ describe('macvlan networks on a simulated LAN', () => {
     const r = JSON.parse(nsnetOk('repair', '--json'));
     assert.deepEqual(r.rolledBack, ['a@lan']);
     assert.ok(sh(`ping -c1 -W1 ${addr('b', 'lan')}`).status === 0, 'host → b through the rebuilt shim');
+  });
+
+  test('crash after the interface exists, before it is recorded ready: repair removes it; connect works again', () => {
+    lan('--shim', '192.0.2.250');
+    nsnetOk('ns', 'add', 'a');
+    const r = run(process.execPath, [CLI, 'connect', 'lan', 'a'], { env: { ...process.env, NSNET_CRASH_AT: 'connect:attached' } });
+    assert.equal(r.status, null, 'killed by SIGKILL at the crash point');
+    assert.ok(!onlyLo('a'), 'the interface was made before the crash');
+    assert.deepEqual(JSON.parse(nsnetOk('repair', '--json')).rolledBack, ['a@lan']);
+    assert.ok(onlyLo('a'), 'repair removed it');
+    assert.equal(must('ip route show dev nsm-lan').trim(), '', 'and the host route through the shim');
+    nsnetOk('connect', 'lan', 'a');
+    assert.ok(ping('a', PEER));
+    nsnetOk('ns', 'rm', 'a');
+    assert.equal(must('ip route show dev nsm-lan').trim(), '', 'ns rm disconnects first');
   });
 
   test('topology file: apply, a changed mode is a replace, down leaves nothing', () => {
