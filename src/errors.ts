@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'NETWORK_NOT_FOUND'
   | 'NETWORK_EXISTS'
   | 'NETWORK_IN_USE'
+  | 'PARENT_IN_USE'
   | 'NAME_INVALID'
   | 'ENDPOINT_EXISTS'
   | 'ENDPOINT_NOT_FOUND'

@@ -35,6 +35,9 @@ async function nsnet(cmd: Command): Promise<Nsnet> {
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+/** What a network sits on, for listings: its bridge, or `macvlan:PARENT/MODE`. */
+const device = (n: { driver: string; bridge: string; declared: { parent?: string; mode?: string } }): string =>
+  n.driver === 'bridge' ? n.bridge : `${n.driver}:${n.declared.parent}/${n.declared.mode ?? (n.driver === 'macvlan' ? 'bridge' : 'l2')}`;
 const print = (s: string): void => { process.stdout.write(`${s}\n`); };
 const json = (v: unknown): void => print(JSON.stringify(v, null, 2));
 
@@ -95,24 +98,55 @@ export function buildProgram(): Command {
 
   // ---- networks -----------------------------------------------------------------------------
 
-  const network = program.command('network').alias('net').description('bridge networks');
-  network.command('create <name>').description('create a bridge network')
-    .option('--subnet <cidr>', 'subnet (repeatable: IPv4 and/or IPv6); default: a free /24 from the pool', collect)
+  const network = program.command('network').alias('net').description('bridge, macvlan and ipvlan networks');
+  network.command('create <name>').description('create a network (a bridge; or macvlan/ipvlan on a host interface)')
+    .addOption(new Option('-d, --driver <driver>', 'bridge (default), macvlan or ipvlan').choices(['bridge', 'macvlan', 'ipvlan']))
+    .option('--subnet <cidr>', 'subnet (repeatable: IPv4 and/or IPv6); default: a free /24 from the pool (bridge only)', collect)
     .option('--gateway <ip>', 'gateway for a subnet (repeatable); default: its first address', collect)
+    .option('--ip-range <cidr>', 'hand out dynamic addresses only from this CIDR (repeatable, one per subnet)', collect)
+    .option('--aux-address <name=ip>', 'an address already used on the network, never handed out (repeatable)', collect)
     .option('--ipv6', 'also pick an IPv6 /64 from the pool')
     .option('--bridge <dev>', 'bridge device name (default nsbr-NAME)')
-    .option('--internal', 'no path to the outside world')
+    .option('--parent <if>', 'macvlan/ipvlan: the host interface whose LAN the network joins')
+    .option('--mode <mode>', 'macvlan: bridge (default), private, vepa, passthru; ipvlan: l2 (default), l3, l3s')
+    .option('--shim <ip>', 'macvlan: give the host this address on the network (shim interface), so host and endpoints can talk (repeatable, one per subnet)', collect)
+    .option('--internal', 'no path to the outside world (macvlan/ipvlan: no default route)')
     .option('--no-masquerade', 'do not masquerade traffic leaving the host')
     .option('--mtu <n>', 'MTU of the bridge and veths', parseMtu)
     .option('--json', 'print the created network as JSON')
-    .addHelpText('after', '\nExamples:\n  nsnet network create backend\n  nsnet network create db --subnet 192.168.30.0/24 --internal')
-    .action(async (name: string, o: { subnet?: string[]; gateway?: string[]; ipv6?: boolean; bridge?: string; internal?: boolean; masquerade: boolean; mtu?: number; json?: boolean }, cmd: Command) => {
+    .addHelpText('after', `
+  macvlan/ipvlan: each endpoint gets its own interface on --parent, with an address of the LAN's
+  --subnet (required) and the LAN's router as --gateway. No NAT, no published ports; policies
+  cannot cover these endpoints (their traffic does not pass the host). The host cannot reach its
+  macvlan endpoints through the parent (a kernel limit) unless the network has a --shim address;
+  the DNS service serves a macvlan network only on its shim address. ipvlan needs CONFIG_IPVLAN.
+Examples:
+  nsnet network create backend
+  nsnet network create db --subnet 192.168.30.0/24 --internal
+  nsnet network create lan --driver macvlan --parent eth0 --subnet 192.168.1.0/24 --gateway 192.168.1.1 \\
+      --ip-range 192.168.1.192/27 --aux-address printer=192.168.1.200 --shim 192.168.1.223
+  nsnet network create lan3 --driver ipvlan --parent eth0 --mode l3 --subnet 10.20.0.0/24`)
+    .action(async (name: string, o: {
+      driver?: 'bridge' | 'macvlan' | 'ipvlan'; subnet?: string[]; gateway?: string[]; ipRange?: string[]; auxAddress?: string[]; ipv6?: boolean; bridge?: string;
+      parent?: string; mode?: string; shim?: string[]; internal?: boolean; masquerade: boolean; mtu?: number; json?: boolean;
+    }, cmd: Command) => {
+      let auxAddresses: Record<string, string> | undefined;
+      for (const a of o.auxAddress ?? []) {
+        const m = /^([^=]+)=(.+)$/.exec(a);
+        if (!m) throw new NsnetError('USAGE', `invalid --aux-address "${a}": use NAME=IP`);
+        if (auxAddresses?.[m[1]!] !== undefined) throw new NsnetError('USAGE', `--aux-address ${m[1]} is given twice`);
+        (auxAddresses ??= {})[m[1]!] = m[2]!;
+      }
+      const vlan = o.driver === 'macvlan' || o.driver === 'ipvlan';
       const rec = (await nsnet(cmd)).createNetwork({
-        name, subnets: o.subnet, gateways: o.gateway, ipv6: o.ipv6, bridge: o.bridge, internal: o.internal,
-        masquerade: o.masquerade, mtu: o.mtu,
+        name, driver: o.driver, subnets: o.subnet, gateways: o.gateway, ipv6: o.ipv6, bridge: o.bridge, internal: o.internal,
+        // --no-masquerade is commander's default-true flag: only an explicit choice is passed on.
+        masquerade: vlan && o.masquerade ? undefined : o.masquerade, mtu: o.mtu,
+        parent: o.parent, mode: o.mode, ipRanges: o.ipRange, auxAddresses, shim: o.shim,
       });
       if (o.json) return json(rec);
-      print(`network ${name} created: bridge ${rec.bridge}, ${rec.subnets.map((s) => `${s.cidr} via ${s.gateway}`).join(', ')}${rec.internal ? ', internal' : ''}`);
+      const via = vlan ? `${rec.driver} on ${o.parent} (mode ${o.mode ?? (rec.driver === 'macvlan' ? 'bridge' : 'l2')})${o.shim?.length ? `, shim ${rec.bridge} ${o.shim.join(' ')}` : ''}` : `bridge ${rec.bridge}`;
+      print(`network ${name} created: ${via}, ${rec.subnets.map((s) => `${s.cidr} via ${s.gateway}`).join(', ')}${rec.internal ? ', internal' : ''}`);
     });
   network.command('rm <name>').alias('del').description('remove a network').option('-f, --force', 'disconnect its endpoints first')
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
@@ -123,8 +157,8 @@ export function buildProgram(): Command {
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const list = (await nsnet(cmd)).listNetworks();
       if (o.json) return json(list);
-      print(renderTable(['NAME', 'BRIDGE', 'SUBNETS', 'GATEWAYS', 'FLAGS', 'ENDPOINTS'], list.map((n) => [
-        n.name, n.bridge, n.subnets.map((s) => s.cidr).join(','), n.subnets.map((s) => s.gateway).join(','),
+      print(renderTable(['NAME', 'DEVICE', 'SUBNETS', 'GATEWAYS', 'FLAGS', 'ENDPOINTS'], list.map((n) => [
+        n.name, device(n), n.subnets.map((s) => s.cidr).join(','), n.subnets.map((s) => s.gateway).join(','),
         [n.internal ? 'internal' : '', !n.internal && n.masquerade ? 'nat' : '', n.mtu ? `mtu=${n.mtu}` : ''].filter(Boolean).join(',') || '-',
         String(n.endpoints),
       ])));
@@ -133,10 +167,12 @@ export function buildProgram(): Command {
     .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
       const n = (await nsnet(cmd)).inspectNetwork(name);
       if (o.json) return json(n);
-      print(`network ${n.name}  bridge ${n.bridge}${n.bridgeIndex === undefined ? ' (MISSING)' : ''}  ${n.internal ? 'internal' : n.masquerade ? 'nat' : 'routed'}${n.mtu ? `  mtu ${n.mtu}` : ''}`);
+      const where = n.driver === 'bridge' ? `bridge ${n.bridge}${n.bridgeIndex === undefined ? ' (MISSING)' : ''}`
+        : `${device(n)}${n.declared.shim?.length ? `  shim ${n.bridge}${n.bridgeIndex === undefined ? ' (MISSING)' : ''} ${n.declared.shim.join(' ')}` : ''}`;
+      print(`network ${n.name}  ${where}  ${n.internal ? 'internal' : n.masquerade ? 'nat' : 'routed'}${n.mtu ? `  mtu ${n.mtu}` : ''}`);
       for (const s of n.subnets) print(`  subnet ${s.cidr} gateway ${s.gateway}`);
       print(renderTable(['NAMESPACE', 'IFNAME', 'ADDRESSES', 'MAC', 'HOST VETH', 'ALIASES', 'STATE'], n.endpoints.map((e) => [
-        e.namespace, e.ifname, e.addresses.join(' '), e.mac, e.hostIfname, e.aliases.join(',') || '-', e.state,
+        e.namespace, e.ifname, e.addresses.join(' '), e.mac, n.driver === 'bridge' ? e.hostIfname : '-', e.aliases.join(',') || '-', e.state,
       ])));
     });
 
@@ -152,6 +188,7 @@ export function buildProgram(): Command {
     .addHelpText('after', '\nExample:\n  nsnet connect frontend web --ip 192.168.10.10 --alias www -p 8080:80')
     .action(async (networkName: string, namespace: string, o: { ip?: string[]; ifname?: string; mac?: string; alias?: string[]; publish?: string[]; json?: boolean }, cmd: Command) => {
       const engine = await nsnet(cmd);
+      if (o.publish?.length) engine.publishable(networkName);
       const e = engine.connect({ network: networkName, namespace, ips: o.ip, ifname: o.ifname, mac: o.mac, aliases: o.alias });
       if (o.publish?.length) {
         try {
@@ -254,8 +291,8 @@ export function buildProgram(): Command {
       const s = (await nsnet(cmd)).status();
       if (o.json) return json(s);
       print(`networks (${s.networks.length})`);
-      print(renderTable(['NAME', 'BRIDGE', 'SUBNETS', 'FLAGS', 'ENDPOINTS'], s.networks.map((n) => [
-        n.name, n.bridge, n.subnets.map((x) => x.cidr).join(','), n.internal ? 'internal' : n.masquerade ? 'nat' : '-', String(n.endpoints),
+      print(renderTable(['NAME', 'DEVICE', 'SUBNETS', 'FLAGS', 'ENDPOINTS'], s.networks.map((n) => [
+        n.name, device(n), n.subnets.map((x) => x.cidr).join(','), n.internal ? 'internal' : n.masquerade ? 'nat' : '-', String(n.endpoints),
       ])));
       print(`\nnamespaces (${s.namespaces.length})`);
       print(renderTable(['NAME', 'NETWORK', 'IFNAME', 'ADDRESSES'], s.namespaces.flatMap((n) =>

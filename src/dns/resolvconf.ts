@@ -55,7 +55,23 @@ function readIf(file: string): string | undefined {
  * network declared with `dns: false` (a future option) does not.
  */
 export function networkHasDns(n: Pick<NetworkRecord, 'declared'>): boolean {
-  return (n.declared as { dns?: unknown } | undefined)?.dns !== false;
+  const d = n.declared as { dns?: unknown; driver?: string; shim?: unknown } | undefined;
+  if (d?.dns === false) return false;
+  // macvlan/ipvlan: the gateway is a router on the LAN, not the host, so the service can
+  // only listen where the host has an address on the network: its shim (src/drivers/macvlan.ts).
+  if (d?.driver === 'macvlan' || d?.driver === 'ipvlan') return Array.isArray(d.shim) && d.shim.length > 0;
+  return true;
+}
+
+/**
+ * Where the DNS service listens for a network, and what its namespaces' resolv.conf names:
+ * the gateways of a bridge network (addresses of the host's bridge); the host's shim
+ * addresses on a macvlan network.
+ */
+export function dnsListenAddresses(n: Pick<NetworkRecord, 'subnets' | 'declared'>): string[] {
+  const d = n.declared as { driver?: string; shim?: unknown } | undefined;
+  if (d?.driver === 'macvlan' || d?.driver === 'ipvlan') return Array.isArray(d.shim) ? d.shim.filter((s): s is string => typeof s === 'string') : [];
+  return n.subnets.map((s) => s.gateway);
 }
 
 /**
@@ -68,7 +84,7 @@ export function networkHasDns(n: Pick<NetworkRecord, 'declared'>): boolean {
 export function dnsResolvConf(networks: ReadonlyArray<Pick<NetworkRecord, 'subnets' | 'declared'>>): ResolvConf {
   const withDns = networks.filter(networkHasDns);
   if (withDns.length === 0) return hostUpstreams();
-  const gws = withDns.flatMap((n) => n.subnets.map((s) => s.gateway));
+  const gws = withDns.flatMap(dnsListenAddresses);
   const v4 = gws.filter((g) => !g.includes(':'));
   const v6 = gws.filter((g) => g.includes(':'));
   const nameservers = [...new Set([...v4, ...v6])].slice(0, MAXNS);

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { NetworkSpec, SubnetRecord } from '../engine/types.js';
-import { networkHasDns } from './resolvconf.js';
+import { dnsListenAddresses, networkHasDns } from './resolvconf.js';
 import type { ZoneEndpoint, ZoneNetwork } from './zone.js';
 
 export const STATE_DB = 'state.db';
@@ -49,7 +49,7 @@ export function readDnsNetworks(db: Database.Database): DnsNetwork[] {
     if (!networkHasDns({ declared })) continue;
     const subnets = parseJson<SubnetRecord[]>(r.subnets, []);
     out.push({
-      name: r.name, internal: r.internal === 1, subnets: subnets.map((s) => s.cidr), gateways: subnets.map((s) => s.gateway),
+      name: r.name, internal: r.internal === 1, subnets: subnets.map((s) => s.cidr), gateways: dnsListenAddresses({ subnets, declared }),
       upstreams: Array.isArray(declared.dnsServers) ? declared.dnsServers.filter((s) => typeof s === 'string') : [],
       endpoints: r.ready,
     });

@@ -22,6 +22,11 @@ import { expandPortSpec, parsePortFilter, parsePortSpec, type PortMapping } from
 import { clearUdpConntrack } from '../kernel/netlink/conntrack.js';
 import { HostSockets, findPortHolder, portIsFree } from './listeners.js';
 import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork } from '../drivers/bridge.js';
+import {
+  attachVlanEndpoint, checkVlanConnect, checkVlanSpec, requireVlanParent, defaultShimName, deleteVlanNetwork, detachVlanEndpoint, ensureVlanNetwork,
+  fixedVlanMac, isVlanDriver, validateVlanNetwork, vlanConfig, vlanEndpointPresent,
+} from '../drivers/macvlan.js';
+import { ipamLimits, validateIpamOptions } from '../ipam/limits.js';
 import { dnsResolvConf, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
 import { dnsAfterChange } from '../dns/control.js';
 import { Cidr, parseCidr } from '../ipam/cidr.js';
@@ -206,27 +211,39 @@ export class Nsnet {
     return records;
   }
 
-  /** Creates a bridge network. Equivalent: `docker network create` / `podman network create`. */
+  /**
+   * Creates a network: a bridge, or macvlan/ipvlan on a host interface (src/drivers/macvlan.ts).
+   * Equivalent: `docker network create [-d macvlan -o parent=IF]` / `podman network create`.
+   */
   createNetwork(spec: NetworkSpec, o: OpOptions = {}): NetworkRecord {
     validateName('network', spec.name);
-    if ((spec.driver ?? 'bridge') !== 'bridge') {
-      throw new NsnetError('USAGE', `network driver "${spec.driver}" is not available yet (bridge is)`, { object: spec.name });
+    const driver = spec.driver ?? 'bridge';
+    const vlan = isVlanDriver(driver);
+    if (driver !== 'bridge' && !vlan) {
+      throw new NsnetError('USAGE', `unknown network driver "${String(spec.driver)}" for network ${spec.name}: use bridge, macvlan or ipvlan`, { object: spec.name });
     }
+    if (!vlan && (spec.parent !== undefined || spec.mode !== undefined || spec.shim !== undefined)) {
+      throw new NsnetError('USAGE', `--parent, --mode and --shim apply to macvlan/ipvlan networks, not to bridge network ${spec.name}`, { object: spec.name });
+    }
+    if (vlan) requireVlanParent(this.host, checkVlanSpec(spec), spec.name);
     if (this.store.network(spec.name)) throw new NsnetError('NETWORK_EXISTS', `network ${spec.name} already exists`, { object: spec.name });
     if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 68 || spec.mtu > 65535)) {
       throw new NsnetError('USAGE', `invalid MTU ${spec.mtu} for network ${spec.name}: must be 68–65535`, { object: spec.name });
     }
-    const bridge = spec.bridge ?? defaultBridgeName(spec.name);
+    // macvlan/ipvlan: the `bridge` column holds the name of the network's host-side shim.
+    const bridge = vlan ? defaultShimName(spec.name) : spec.bridge ?? defaultBridgeName(spec.name);
     validateIfname(bridge);
     const owner = this.store.networkByBridge(bridge);
     if (owner) throw new NsnetError('NETWORK_EXISTS', `bridge ${bridge} is already used by network ${owner.name}`, { object: bridge });
-    if (getLink(this.host, bridge)) {
-      throw new NsnetError('NETLINK_EEXIST', `a link named ${bridge} already exists and is not nsnet's: choose another --bridge`, { object: bridge });
+    if ((!vlan || (spec.shim ?? []).length > 0) && getLink(this.host, bridge)) {
+      throw new NsnetError('NETLINK_EEXIST', `a link named ${bridge} already exists and is not nsnet's${vlan ? '' : ': choose another --bridge'}`, { object: bridge });
     }
     const subnets = this.resolveSubnets(spec);
+    validateIpamOptions(spec, subnets);
+    if (vlan) validateVlanNetwork(this.host, spec, subnets, this.store.networks());
     const rec: NetworkRecord = {
-      name: spec.name, driver: 'bridge', bridge, subnets, internal: spec.internal ?? false,
-      masquerade: spec.masquerade ?? true, mtu: spec.mtu ?? null, source: o.source ?? null,
+      name: spec.name, driver, bridge, subnets, internal: spec.internal ?? false,
+      masquerade: vlan ? false : spec.masquerade ?? true, mtu: spec.mtu ?? null, source: o.source ?? null,
       declared: spec, createdAt: now(),
     };
     this.store.immediate(() => {
@@ -234,6 +251,18 @@ export class Nsnet {
       this.store.insertNetwork(rec);
     });
     crashPoint('network:recorded');
+    if (vlan) {
+      try {
+        ensureVlanNetwork(this.host, rec, []);
+      } catch (e) {
+        deleteVlanNetwork(this.host, rec);
+        this.store.immediate(() => this.store.deleteNetwork(rec.name));
+        throw e;
+      }
+      publish('engine:network-created', { name: rec.name, subnets: rec.subnets });
+      dnsAfterChange(this.store);
+      return rec;
+    }
     try {
       ensureBridgeNetwork(this.host, rec);
       this.enableForwarding(rec);
@@ -279,9 +308,10 @@ export class Nsnet {
       throw new NsnetError('NETWORK_IN_USE', `network ${name} has ${eps.length} endpoint(s) (${eps.map((e) => e.namespace).join(', ')}): disconnect them or use --force`, { object: name });
     }
     for (const e of eps) this.disconnect(name, e.namespace);
-    deleteBridgeNetwork(this.host, rec);
+    if (isVlanDriver(rec.driver)) deleteVlanNetwork(this.host, rec);
+    else deleteBridgeNetwork(this.host, rec);
     this.store.immediate(() => this.store.deleteNetwork(name));
-    this.firewall.network('delete', rec, this.policiesNaming({ kind: 'network', name }), () => this.firewallState());
+    if (!isVlanDriver(rec.driver)) this.firewall.network('delete', rec, this.policiesNaming({ kind: 'network', name }), () => this.firewallState());
     publish('engine:network-removed', { name });
     dnsAfterChange(this.store);
   }
@@ -305,7 +335,7 @@ export class Nsnet {
   // ---- endpoints -------------------------------------------------------------------------
 
   /** Reserves addresses and writes the endpoint as `creating`, in one IMMEDIATE transaction. */
-  private reserveEndpoint(net: NetworkRecord, spec: EndpointSpec, target: Netns, source: string | null): EndpointRecord {
+  private reserveEndpoint(net: NetworkRecord, spec: EndpointSpec, target: Netns, source: string | null, fixedMac?: string): EndpointRecord {
     const requested = (spec.ips ?? []).map((ip) => {
       try { return IpAddress.parse(ip.split('/')[0]!); } catch (e) {
         throw new NsnetError('ADDRESS_INVALID', `invalid IP "${ip}" for ${spec.namespace} on ${net.name}`, { object: ip, cause: e });
@@ -321,8 +351,16 @@ export class Nsnet {
       if (bySubnet.has(i)) throw new NsnetError('USAGE', `two addresses requested in subnet ${subnets[i]!.rec.cidr}`, { object: r.toString() });
       bySubnet.set(i, r);
     }
+    // --ip-range and --aux-address (and a macvlan shim's host addresses): never handed out.
+    const limits = ipamLimits(net.declared);
+    for (const r of requested) {
+      const why = limits.reserved.get(r.toString());
+      if (why) throw new NsnetError('IPAM_ADDRESS_TAKEN', `address ${r} on network ${net.name} is reserved (${why})`, { object: r.toString() });
+    }
     let mac: string;
-    if (spec.mac) {
+    if (fixedMac) {
+      mac = fixedMac;
+    } else if (spec.mac) {
       const m = MacAddress.parse(spec.mac);
       if (!isUnicastMac(m)) throw new NsnetError('MAC_INVALID', `MAC ${spec.mac} is not a unicast address`, { object: spec.mac });
       mac = m.toString();
@@ -346,6 +384,7 @@ export class Nsnet {
         }
       }
       const inUse = new StoreAddressSet(this.store, net.name);
+      for (const r of limits.reserved.keys()) inUse.add(IpAddress.parse(r));
       subnets.forEach((s, i) => {
         const want = bySubnet.get(i);
         if (want) {
@@ -357,7 +396,7 @@ export class Nsnet {
         const cursor = this.store.cursor(net.name, s.rec.cidr);
         const addr = allocateAddress({
           subnet: s.cidr, gateway: s.gw, inUse, requested: want,
-          after: cursor ? IpAddress.parse(cursor) : undefined,
+          after: cursor ? IpAddress.parse(cursor) : undefined, range: limits.ranges.find((r) => s.cidr.containsCidr(r)),
         });
         this.store.insertAllocation(net.name, addr.toString(), spec.namespace);
         if (!want) this.store.setCursor(net.name, s.rec.cidr, addr.toString());
@@ -394,12 +433,22 @@ export class Nsnet {
     if (stale && stale.state !== 'ready') this.rollbackEndpoint(stale);
     // Open the namespace before reserving anything: a missing one is a clean error.
     const target = Netns.open(spec.namespace);
+    const vlan = isVlanDriver(net.driver);
     try {
-      const rec = this.reserveEndpoint(net, spec, target, o.source ?? null);
+      if (vlan) {
+        checkVlanConnect(net, this.store.endpoints({ network: net.name }), spec);
+        const p = this.policiesNaming({ kind: 'namespace', name: spec.namespace })[0];
+        if (p) throw this.unenforceable(p, net, spec.namespace);
+      }
+      const rec = this.reserveEndpoint(net, spec, target, o.source ?? null, vlan ? fixedVlanMac(this.host, net) : undefined);
       crashPoint('connect:reserved');
       try {
-        const br = getLink(this.host, net.bridge) ?? ensureBridgeNetwork(this.host, net);
-        attachEndpoint(this.host, target, net, br.index, rec);
+        if (vlan) {
+          attachVlanEndpoint(this.host, target, net, rec);
+        } else {
+          const br = getLink(this.host, net.bridge) ?? ensureBridgeNetwork(this.host, net);
+          attachEndpoint(this.host, target, net, br.index, rec);
+        }
         crashPoint('connect:attached');
       } catch (e) {
         this.store.immediate(() => this.store.deleteEndpoint(net.name, spec.namespace));
@@ -408,7 +457,7 @@ export class Nsnet {
       this.store.immediate(() => this.store.setEndpointState(net.name, spec.namespace, 'ready'));
       rec.state = 'ready';
       try {
-        this.firewall.endpoint('add', rec, this.policiesNaming({ kind: 'namespace', name: spec.namespace }), () => this.firewallState());
+        if (!vlan) this.firewall.endpoint('add', rec, this.policiesNaming({ kind: 'namespace', name: spec.namespace }), () => this.firewallState());
       } catch (e) {
         this.disconnect(net.name, spec.namespace);
         throw e;
@@ -433,9 +482,10 @@ export class Nsnet {
     this.store.immediate(() => this.store.setEndpointState(network, namespace, 'removing'));
     crashPoint('disconnect:marked');
     if (ports.length > 0) this.removePorts(ports);
-    detachEndpoint(this.host, e);
+    const net = this.store.network(network);
+    this.detach(e);
     this.store.immediate(() => this.store.deleteEndpoint(network, namespace));
-    this.firewall.endpoint('delete', e, this.policiesNaming({ kind: 'namespace', name: namespace }), () => this.firewallState());
+    if (!isVlanDriver(net?.driver)) this.firewall.endpoint('delete', e, this.policiesNaming({ kind: 'namespace', name: namespace }), () => this.firewallState());
     this.writeResolvConf(namespace);
     publish('engine:disconnected', { network, namespace });
     dnsAfterChange(this.store);
@@ -448,8 +498,24 @@ export class Nsnet {
     else writeNamespaceResolvConf(namespace, dnsResolvConf(nets));
   }
 
+  /** Removes an endpoint's kernel side, whatever its network's driver. */
+  private detach(e: EndpointRecord): void {
+    const net = this.store.network(e.network);
+    if (isVlanDriver(net?.driver)) detachVlanEndpoint(this.host, net, e, openIfPresent);
+    else detachEndpoint(this.host, e);
+  }
+
+  /** The error for a policy that would cover a macvlan/ipvlan endpoint, whose traffic no host firewall sees. */
+  private unenforceable(p: { name?: string }, net: NetworkRecord, namespace?: string): NsnetError {
+    const parent = vlanConfig(net.declared).parent;
+    const what = namespace ? `namespace ${namespace} on ${net.driver} network ${net.name}` : `${net.driver} network ${net.name}`;
+    return new NsnetError('USAGE',
+      `${p.name ? `policy ${p.name}` : 'the policy'} cannot be enforced for ${what}: traffic of macvlan/ipvlan endpoints leaves through ${parent} from inside their namespaces and never passes the host's firewall`,
+      { object: net.name });
+  }
+
   private rollbackEndpoint(e: EndpointRecord): void {
-    detachEndpoint(this.host, e);
+    this.detach(e);
     this.store.immediate(() => this.store.deleteEndpoint(e.network, e.namespace));
     publish('engine:rolled-back', { network: e.network, namespace: e.namespace, state: e.state });
   }
@@ -458,8 +524,10 @@ export class Nsnet {
 
   /** Everything the firewall derives from, read from the store (for rebuilds and policy sets). */
   private firewallState(): FirewallState {
-    const networks = this.store.networks();
-    const endpoints = this.store.endpoints();
+    // macvlan/ipvlan traffic never passes the host's hooks: only bridge networks are the firewall's.
+    const networks = this.store.networks().filter((n) => !isVlanDriver(n.driver));
+    const bridged = new Set(networks.map((n) => n.name));
+    const endpoints = this.store.endpoints().filter((e) => bridged.has(e.network));
     return {
       networks, endpoints, ports: this.store.ports(), policies: this.store.policies(),
       resolve: (sel) => {
@@ -505,9 +573,13 @@ export class Nsnet {
     });
     const eps = this.store.endpoints({ namespace }).filter((e) => e.state === 'ready');
     if (!this.store.namespace(namespace) && eps.length === 0) throw new NsnetError('NS_NOT_FOUND', `namespace ${namespace} not found`, { object: namespace });
-    if (o.network !== undefined) this.requireNetwork(o.network);
-    const candidates = eps.filter((e) => (o.network ? e.network === o.network : !this.store.network(e.network)?.internal));
+    if (o.network !== undefined) this.publishable(o.network);
+    const candidates = eps.filter((e) => {
+      const n = this.store.network(e.network);
+      return o.network ? e.network === o.network : !n?.internal && !isVlanDriver(n?.driver);
+    });
     const ep = candidates[0];
+    if (!ep && o.network === undefined && eps.length > 0) this.publishable(eps[0]!.network);
     if (!ep) {
       throw new NsnetError('ENDPOINT_NOT_FOUND', o.network
         ? `namespace ${namespace} is not connected to network ${o.network}`
@@ -572,6 +644,19 @@ export class Nsnet {
     }
     publish('engine:published', { namespace, specs: parsed.map((p) => p.spec) });
     return rows;
+  }
+
+  /**
+   * Throws unless ports can be published to endpoints of `network`: on macvlan/ipvlan there
+   * is no NAT (the endpoints have their own LAN addresses; the host is not on their path).
+   */
+  publishable(network: string): void {
+    const n = this.requireNetwork(network);
+    if (isVlanDriver(n.driver)) {
+      throw new NsnetError('USAGE',
+        `cannot publish ports on ${n.driver} network ${n.name}: it has no NAT — its endpoints have their own addresses on the LAN of ${vlanConfig(n.declared).parent}; reach them there directly`,
+        { object: n.name });
+    }
   }
 
   /** Removes published ports by spec (as `ports` shows it), and clears their UDP conntrack entries. */
@@ -644,6 +729,12 @@ export class Nsnet {
     const to = this.parseSelector(spec.to);
     if (from.kind === 'outside' && to.kind === 'outside') {
       throw new NsnetError('USAGE', 'a policy from outside to outside names nothing nsnet forwards');
+    }
+    for (const sel of [from, to]) {
+      const nets = sel.kind === 'network' ? [this.store.network(sel.name)]
+        : sel.kind === 'namespace' ? this.store.endpoints({ namespace: sel.name }).map((e) => this.store.network(e.network)) : [];
+      const vlanNet = nets.find((n) => isVlanDriver(n?.driver));
+      if (vlanNet) throw this.unenforceable(spec, vlanNet, sel.kind === 'namespace' ? sel.name : undefined);
     }
     const ports = (spec.ports ?? []).map(parsePortFilter);
     const priority = spec.priority ?? 100;
@@ -747,8 +838,12 @@ export class Nsnet {
    */
   reset(): { endpoints: number; networks: number; namespaces: number } {
     const counts = { endpoints: 0, networks: 0, namespaces: 0 };
-    for (const e of this.store.endpoints()) { detachEndpoint(this.host, e); counts.endpoints++; }
-    for (const n of this.store.networks()) { deleteBridgeNetwork(this.host, n); counts.networks++; }
+    for (const e of this.store.endpoints()) { this.detach(e); counts.endpoints++; }
+    for (const n of this.store.networks()) {
+      if (isVlanDriver(n.driver)) deleteVlanNetwork(this.host, n);
+      else deleteBridgeNetwork(this.host, n);
+      counts.networks++;
+    }
     for (const n of this.store.namespaces()) {
       if (n.managed) { deleteNetns(n.name); counts.namespaces++; }
       removeNamespaceEtc(n.name);
@@ -784,7 +879,8 @@ export class Nsnet {
     const rolledBack: string[] = [];
     for (const e of this.store.endpoints()) {
       if (e.state !== 'ready') { this.rollbackEndpoint(e); rolledBack.push(`${e.namespace}@${e.network}`); continue; }
-      if (!getLink(this.host, e.hostIfname)) {
+      const net = this.store.network(e.network);
+      if (isVlanDriver(net?.driver) ? !vlanEndpointPresent(net!, e, openIfPresent) : !getLink(this.host, e.hostIfname)) {
         // The namespace vanished (deleted by hand): its veth went with it.
         this.store.immediate(() => this.store.deleteEndpoint(e.network, e.namespace));
         rolledBack.push(`${e.namespace}@${e.network}`);
@@ -797,8 +893,12 @@ export class Nsnet {
       this.store.db.exec('DELETE FROM allocations WHERE NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.network = allocations.network AND e.namespace = allocations.namespace)');
     });
     const networks = this.store.networks();
-    for (const n of networks) { ensureBridgeNetwork(this.host, n); this.enableForwarding(n); }
-    if (networks.length > 0 || this.firewall.tablesExist()) this.firewall.rebuild(this.firewallState());
+    for (const n of networks) {
+      if (isVlanDriver(n.driver)) { ensureVlanNetwork(this.host, n, this.store.endpoints({ network: n.name })); continue; }
+      ensureBridgeNetwork(this.host, n);
+      this.enableForwarding(n);
+    }
+    if (networks.some((n) => !isVlanDriver(n.driver)) || this.firewall.tablesExist()) this.firewall.rebuild(this.firewallState());
     dnsAfterChange(this.store);
     return { rolledBack, leaked, networks: networks.map((n) => n.name) };
   }
@@ -818,6 +918,16 @@ class StoreAddressSet extends AddressSet {
   }
   override hasValue(family: 4 | 6, value: bigint): boolean {
     return super.hasValue(family, value) || this.store.allocationOwner(this.network, IpAddress.fromBigInt(family, value).toString()) !== undefined;
+  }
+}
+
+/** Opens a named namespace, or undefined when it is gone. */
+function openIfPresent(name: string): Netns | undefined {
+  try {
+    return Netns.open(name);
+  } catch (e) {
+    if (isNsnetError(e, 'NS_NOT_FOUND')) return undefined;
+    throw e;
   }
 }
 

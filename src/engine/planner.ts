@@ -481,6 +481,12 @@ function networkView(s: NetworkSpec): [string, string][] {
     ['masquerade', internal ? '-' : String(s.masquerade ?? true)],
     ['mtu', s.mtu === undefined ? 'default' : String(s.mtu)],
     ['bridge', s.bridge ?? 'default'],
+    // macvlan/ipvlan: another parent or mode is another network (the interfaces are remade).
+    ['parent', s.parent ?? '-'],
+    ['mode', s.mode ?? (s.driver === 'macvlan' ? 'bridge' : s.driver === 'ipvlan' ? 'l2' : '-')],
+    ['ip ranges', s.ipRanges && s.ipRanges.length > 0 ? canonicalCidrs(s.ipRanges) : 'whole subnets'],
+    ['aux addresses', Object.entries(s.auxAddresses ?? {}).map(([k, v]) => `${k}=${canonicalIps([v])}`).sort().join(', ') || 'none'],
+    ['shim', s.shim && s.shim.length > 0 ? canonicalIps(s.shim) : 'none'],
   ];
 }
 
@@ -575,6 +581,10 @@ function networkDetails(s: NetworkSpec): string[] {
   if (s.mtu !== undefined) out.push(`mtu ${s.mtu}`);
   if (s.bridge !== undefined) out.push(`bridge ${s.bridge}`);
   if (s.driver !== undefined && s.driver !== 'bridge') out.push(`driver ${s.driver}`);
+  if (s.parent !== undefined) out.push(`parent ${s.parent}${s.mode !== undefined ? ` mode ${s.mode}` : ''}`);
+  for (const r of s.ipRanges ?? []) out.push(`ip range ${r}`);
+  for (const [k, v] of Object.entries(s.auxAddresses ?? {})) out.push(`aux ${k}=${v}`);
+  for (const a of s.shim ?? []) out.push(`shim ${a}`);
   return out;
 }
 

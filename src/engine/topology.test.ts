@@ -234,7 +234,7 @@ describe('parseTopology: errors name file, line, column and key', () => {
     bad(
       yaml('networks:', '  frontend:', '    subnets: [192.168.10.0/24]', '    gatway: 192.168.10.1'),
       'topology.yaml:4:5: networks.frontend.gatway: unknown key ' +
-        '(expected one of: driver, subnet, subnets, gateway, gateways, internal, masquerade, mtu, ipv6, bridge)',
+        '(expected one of: driver, subnet, subnets, gateway, gateways, internal, masquerade, mtu, ipv6, bridge, parent, mode, ipRange, ipRanges, auxAddresses, shim)',
     );
     bad(
       yaml('networks: { n: {} }', 'namespaces:', '  x:', '    networks:', '      n: { ip4: 10.0.0.1 }'),
@@ -251,7 +251,7 @@ describe('parseTopology: errors name file, line, column and key', () => {
     bad(yaml('networks:', '  a:', '    mtu: big'), 'topology.yaml:3:10: networks.a.mtu: expected a number, got "big"');
     bad(yaml('networks:', '  a:', '    mtu: 1500.5'), 'topology.yaml:3:10: networks.a.mtu: expected an integer, got 1500.5');
     bad(yaml('networks:', '  a:', '    subnets: 10.0.0.0/24'), 'topology.yaml:3:14: networks.a.subnets: expected a list, got "10.0.0.0/24"');
-    bad(yaml('networks:', '  a: { driver: macvlan }'), 'topology.yaml:2:16: networks.a.driver: unknown driver "macvlan" (expected: bridge)');
+    bad(yaml('networks:', '  a: { driver: overlay }'), 'topology.yaml:2:16: networks.a.driver: unknown driver "overlay" (expected: bridge, macvlan, ipvlan)');
     bad(yaml('namespaces:', '  x:', '    networks: 5'), 'topology.yaml:3:15: namespaces.x.networks: expected a list or a mapping, got 5');
     bad(yaml('namespaces:', '  x:', '    networks: [a, 7]'), 'topology.yaml:3:19: namespaces.x.networks[1]: expected a string, got 7');
     bad(

@@ -12,6 +12,15 @@
  *     mtu: 1500
  *     ipv6: true                                  # also pick an IPv6 /64 from the pool
  *     bridge: br-front
+ *   lan:                                          # macvlan/ipvlan: interfaces on a host interface's LAN
+ *     driver: macvlan                             # or ipvlan; default bridge
+ *     parent: eth0                                # required for macvlan/ipvlan
+ *     mode: bridge                                # macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s
+ *     subnet: 192.168.1.0/24                      # required: the LAN's
+ *     gateway: 192.168.1.1                        # the LAN's router
+ *     ipRange: 192.168.1.192/27                   # or `ipRanges:`; dynamic addresses only from here
+ *     auxAddresses: { printer: 192.168.1.200 }    # never handed out
+ *     shim: 192.168.1.223                         # or a list; macvlan: host address for host↔endpoint traffic
  * namespaces:
  *   web:
  *     networks:
@@ -56,6 +65,8 @@ import { Cidr } from '../ipam/cidr.js';
 import { validateGateway, validateSubnets } from '../ipam/validate.js';
 import { validateIfname } from '../kernel/netlink/route/link.js';
 import { portsOverlap } from './planner.js';
+import { IPVLAN_MODES, MACVLAN_MODES, isVlanDriver } from '../drivers/macvlan.js';
+import { validateIpamOptions } from '../ipam/limits.js';
 import { parsePortFilter, parsePortSpec, type PortSpec } from './ports.js';
 import type { EndpointSpec, NetworkSpec, PolicySpec, Topology } from './types.js';
 
@@ -87,7 +98,7 @@ const name = z.string().regex(NAME_PATTERN, {
 });
 
 const networkSchema = strict({
-  driver: z.enum(['bridge'], { error: (iss) => `unknown driver ${JSON.stringify(iss.input)} (expected: bridge)` }).optional(),
+  driver: z.enum(['bridge', 'macvlan', 'ipvlan'], { error: (iss) => `unknown driver ${JSON.stringify(iss.input)} (expected: bridge, macvlan, ipvlan)` }).optional(),
   subnet: z.string().optional(),
   subnets: z.array(z.string()).optional(),
   gateway: z.string().optional(),
@@ -97,6 +108,12 @@ const networkSchema = strict({
   mtu: z.number().int().optional(),
   ipv6: z.boolean().optional(),
   bridge: z.string().optional(),
+  parent: z.string().optional(),
+  mode: z.string().optional(),
+  ipRange: z.string().optional(),
+  ipRanges: z.array(z.string()).optional(),
+  auxAddresses: z.record(z.string(), z.string()).optional(),
+  shim: z.union([z.string(), z.array(z.string())]).optional(),
 }).nullable();
 
 const attachmentSchema = strict({
@@ -511,7 +528,7 @@ function interpretPublish(
   const out: Topology['publish'] = [];
   let plain: Topology['publish'][number] | undefined;
   const attached = endpoints.map((e) => e.network);
-  const defaultNetwork = attached.find((n) => networks.get(n)?.internal !== true);
+  const defaultNetwork = attached.find((n) => networks.get(n)?.internal !== true && !isVlanDriver(networks.get(n)?.driver));
 
   items.forEach((item, i) => {
     const raw = typeof item === 'string' ? { spec: item } : item;
@@ -530,6 +547,10 @@ function interpretPublish(
       }
       if (networks.get(raw.network)?.internal === true) {
         problems.push({ path, at: 'value', message: `network ${raw.network} is internal (no path in from outside)` });
+        return;
+      }
+      if (isVlanDriver(networks.get(raw.network)?.driver)) {
+        problems.push({ path, at: 'value', message: `network ${raw.network} is ${networks.get(raw.network)!.driver}: no NAT, no published ports (its endpoints have their own LAN addresses)` });
         return;
       }
       network = raw.network;
@@ -691,6 +712,18 @@ function interpretPolicies(items: readonly RawPolicy[], file: string, topology: 
       problems.push({ path: [...base, 'to'], at: 'value', message: 'a policy from outside to outside names nothing nsnet forwards' });
       return;
     }
+    for (const [side, sel] of [['from', from], ['to', to]] as const) {
+      const m = /^(network|ns):(.+)$/.exec(sel);
+      const nets = m?.[1] === 'network' ? [m[2]!] : m?.[1] === 'ns' ? topology.endpoints.filter((e) => e.namespace === m[2]).map((e) => e.network) : [];
+      const vlanNet = topology.networks.find((n) => nets.includes(n.name) && isVlanDriver(n.driver));
+      if (vlanNet) {
+        problems.push({
+          path: [...base, side], at: 'value',
+          message: `${sel} cannot be enforced: ${m?.[1] === 'ns' ? `it is on ${vlanNet.driver} network ${vlanNet.name}, whose` : `${vlanNet.driver} network's`} traffic never passes the host's firewall`,
+        });
+        return;
+      }
+    }
     const spec: PolicySpec = { name, action: p.action, from, to };
     if (p.ports !== undefined) {
       if (p.ports.length === 0) {
@@ -827,8 +860,49 @@ function interpretNetwork(
     spec.bridge = n.bridge;
   }
 
+  interpretVlanOptions(n, spec, base, problems, subnets, gateways);
+
   facts.set(netName, { subnets: declaredSubnets, gateways, staticIps: new Map(), macs: new Map() });
   return spec;
+}
+
+/** macvlan/ipvlan keys, and the IPAM keys any driver may use, checked as the engine checks them. */
+function interpretVlanOptions(n: RawNetwork, spec: NetworkSpec, base: Path, problems: Problem[], subnets: Cidr[], gateways: Map<number, IpAddress>): void {
+  const vlan = isVlanDriver(spec.driver);
+  if (n.parent !== undefined) spec.parent = n.parent;
+  if (n.mode !== undefined) spec.mode = n.mode;
+  if (n.ipRange !== undefined && n.ipRanges !== undefined) bothGiven(problems, base, 'ipRange', 'ipRanges');
+  const ranges = entries(base, 'ipRange', n.ipRange, 'ipRanges', n.ipRanges);
+  if (ranges.length > 0) spec.ipRanges = ranges.map((r) => attempt(problems, r.path, () => Cidr.parse(r.text).toString()) ?? r.text);
+  if (n.auxAddresses !== undefined) {
+    spec.auxAddresses = Object.fromEntries(Object.entries(n.auxAddresses).map(([k, v]) => [k, attempt(problems, [...base, 'auxAddresses', k], () => IpAddress.parse(v).toString()) ?? v]));
+  }
+  if (n.shim !== undefined) {
+    const list = typeof n.shim === 'string' ? [n.shim] : n.shim;
+    spec.shim = list.map((v, i) => attempt(problems, typeof n.shim === 'string' ? [...base, 'shim'] : [...base, 'shim', i], () => IpAddress.parse(v).toString()) ?? v);
+  }
+  if (!vlan) {
+    for (const key of ['parent', 'mode', 'shim'] as const) {
+      if (n[key] !== undefined) problems.push({ path: [...base, key], at: 'key', message: `${key} applies to macvlan/ipvlan networks (this one is a bridge network)` });
+    }
+  } else {
+    const driver = spec.driver!;
+    const modes: readonly string[] = driver === 'macvlan' ? MACVLAN_MODES : IPVLAN_MODES;
+    const problem = (path: Path, message: string, at: 'key' | 'value' = 'value'): void => { problems.push({ path, at, message }); };
+    if (n.parent === undefined) problem(base, `a ${driver} network needs \`parent:\` (the host interface whose LAN it joins)`);
+    else attempt(problems, [...base, 'parent'], () => validateIfname(n.parent!));
+    if (n.mode !== undefined && !modes.includes(n.mode)) problem([...base, 'mode'], `unknown ${driver} mode ${JSON.stringify(n.mode)} (expected: ${modes.join(', ')})`);
+    if (subnets.length === 0 && n.subnet === undefined && n.subnets === undefined) problem(base, `a ${driver} network needs \`subnet:\` (its LAN's; nsnet cannot pick it from a pool)`);
+    if (n.bridge !== undefined) problem([...base, 'bridge'], `a ${driver} network has no bridge`, 'key');
+    if (n.masquerade === true) problem([...base, 'masquerade'], `a ${driver} network cannot masquerade (its endpoints have their own LAN addresses; no NAT)`);
+    if (n.ipv6 === true && !subnets.some((c) => c.family === 6)) problem([...base, 'ipv6'], `a ${driver} network needs the LAN's IPv6 subnet, not one from the pool`);
+    if (n.shim !== undefined && driver !== 'macvlan') problem([...base, 'shim'], 'a shim is for macvlan networks', 'key');
+    else if (n.shim !== undefined && (n.mode ?? 'bridge') !== 'bridge') problem([...base, 'shim'], `a shim needs mode bridge (in mode ${n.mode} it could not reach the endpoints)`, 'key');
+  }
+  if (subnets.length > 0 && (spec.ipRanges || spec.auxAddresses || spec.shim)) {
+    const records = subnets.map((c, i) => ({ cidr: c.toString(), gateway: (gateways.get(i) ?? defaultGateway(c)).toString() }));
+    attempt(problems, base, () => validateIpamOptions(spec, records));
+  }
 }
 
 function interpretAttachment(

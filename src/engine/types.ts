@@ -4,7 +4,12 @@
  * files). Addresses are text in canonical form (IPv6 per RFC 5952).
  */
 
-export type Driver = 'bridge';
+/**
+ * bridge: a Linux bridge on the host, veths to it, NAT (src/drivers/bridge.ts).
+ * macvlan / ipvlan: an interface of the endpoint's own on a host interface (`parent`),
+ * directly on that interface's LAN; no bridge, no NAT (src/drivers/macvlan.ts).
+ */
+export type Driver = 'bridge' | 'macvlan' | 'ipvlan';
 
 /** A user's request for a network. Omitted fields take defaults. */
 export interface NetworkSpec {
@@ -22,6 +27,20 @@ export interface NetworkSpec {
   /** Masquerade traffic to the outside (default true; meaningless when internal). */
   masquerade?: boolean;
   mtu?: number;
+  /** macvlan/ipvlan: the host interface the endpoints' interfaces are created on. */
+  parent?: string;
+  /** macvlan: bridge (default) | private | vepa | passthru; ipvlan: l2 (default) | l3 | l3s. */
+  mode?: string;
+  /** IPAM hands out dynamic addresses only from these CIDRs (at most one per subnet). */
+  ipRanges?: string[];
+  /** Addresses IPAM never hands out (already used on the LAN), by name: `{ router2: '192.0.2.2' }`. */
+  auxAddresses?: Record<string, string>;
+  /**
+   * macvlan: host addresses on the network, on a host-side macvlan "shim" device in bridge
+   * mode, so the host and its endpoints can talk (at most one per subnet). Without it they
+   * cannot: the parent does not deliver its own traffic to its macvlan children.
+   */
+  shim?: string[];
 }
 
 export interface SubnetRecord {
@@ -32,6 +51,7 @@ export interface SubnetRecord {
 export interface NetworkRecord {
   name: string;
   driver: Driver;
+  /** The bridge device; for macvlan/ipvlan the host-side shim device's name (present only with `shim`). */
   bridge: string;
   subnets: SubnetRecord[];
   internal: boolean;

@@ -81,6 +81,11 @@ export interface AllocationRequest {
   requested?: IpAddress | undefined;
   /** The cursor: the last address handed out in this subnet (ignored if outside it). */
   after?: IpAddress | undefined;
+  /**
+   * Dynamic addresses come only from this CIDR inside the subnet (Docker's `--ip-range`);
+   * a requested address may be anywhere in the subnet.
+   */
+  range?: Cidr | undefined;
 }
 
 /** The gateway a network gets when the user names none: its first usable address. */
@@ -103,8 +108,15 @@ export function allocateAddress(request: AllocationRequest): IpAddress {
   }
 
   const family = subnet.family;
-  const low = subnet.firstUsable.value;
-  const high = subnet.lastUsable.value;
+  let low = subnet.firstUsable.value;
+  let high = subnet.lastUsable.value;
+  if (request.range !== undefined && request.range.family === family) {
+    if (request.range.network.value > low) low = request.range.network.value;
+    if (request.range.last.value < high) high = request.range.last.value;
+    if (low > high) {
+      throw new NsnetError('IPAM_EXHAUSTED', `no free address left in ${request.range.toString()} (the ip range of ${subnet.toString()})`, { object: subnet.toString() });
+    }
+  }
   const gw = gateway !== undefined && gateway.family === family ? gateway.value : -1n;
 
   let start = low;
@@ -117,7 +129,8 @@ export function allocateAddress(request: AllocationRequest): IpAddress {
     v = v === high ? low : v + 1n;
   } while (v !== start);
 
-  throw new NsnetError('IPAM_EXHAUSTED', `no free address left in ${subnet.toString()}`, { object: subnet.toString() });
+  const where = request.range !== undefined && request.range.family === family ? `${request.range.toString()} (the ip range of ${subnet.toString()})` : subnet.toString();
+  throw new NsnetError('IPAM_EXHAUSTED', `no free address left in ${where}`, { object: subnet.toString() });
 }
 
 function checkRequested(subnet: Cidr, gateway: IpAddress | undefined, inUse: AddressSet, requested: IpAddress): void {

@@ -127,7 +127,7 @@ function toPolicy(r: PolicyRow): PolicyRecord {
 
 function toNetwork(r: NetworkRow): NetworkRecord {
   return {
-    name: r.name, driver: r.driver as 'bridge', bridge: r.bridge, subnets: JSON.parse(r.subnets) as SubnetRecord[],
+    name: r.name, driver: r.driver as NetworkRecord['driver'], bridge: r.bridge, subnets: JSON.parse(r.subnets) as SubnetRecord[],
     internal: r.internal === 1, masquerade: r.masquerade === 1, mtu: r.mtu, source: r.source,
     declared: JSON.parse(r.declared) as NetworkSpec, createdAt: r.created_at,
   };
