@@ -52,6 +52,8 @@ async function measure(label: string, grow: (from: number, to: number) => void, 
       const r = JSON.parse(await client.ask(JSON.stringify({ host: B_IP, port: 80, n: CONNECTS, timeout: 1000 }))) as { ms: number[]; errors: Record<string, number> };
       points.push({ size, connect: r.ms, add, errors: r.errors });
     }
+    // The server accepts asynchronously (a connect completes at the SYN/ACK): let it catch up.
+    await new Promise((r) => setTimeout(r, 1000));
     const seen = JSON.parse(await server.ask('count')) as Record<string, number>;
     if ((seen['80'] ?? 0) < CONNECTS * SIZES.length) throw new Error(`${label}: the server saw ${seen['80']} connects, fewer than measured`);
   } finally {

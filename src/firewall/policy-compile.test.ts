@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compilePolicies, elementText, evaluationOrder, type CompiledElement, type ResolvedSelector } from './policy-compile.js';
+import { compilePolicies, elementKey, elementKeyText, elementText, evaluationOrder, kernelElement, type CompiledElement, type ResolvedSelector } from './policy-compile.js';
 import { IpAddress } from '../ipam/address.js';
 import { Cidr } from '../ipam/cidr.js';
 import type { PolicyRecord, Selector } from '../engine/types.js';
@@ -123,4 +123,21 @@ test('outside is the complement of every nsnet subnet; no policies compile to no
   ]);
   // d has no IPv6 address: no IPv6 element at all.
   assert.equal(els.filter((e) => e.family === 6).length, 0);
+});
+
+test('elements read back from the kernel (libnftables JSON) compare equal to the compiled ones', () => {
+  const ps = [
+    policy(1, 'allow', { kind: 'network', name: 'n1' }, { kind: 'namespace', name: 'c' }, [{ protos: ['tcp'], start: 80, end: 89 }]),
+    policy(2, 'deny', { kind: 'namespace', name: 'a' }, { kind: 'cidr', cidr: 'fd00::/16' }),
+  ];
+  const els = compilePolicies(ps, (p, side) => resolve(p[side]), NETS);
+  // As nft 1.0.6 lists them: prefixes where a range is one, names for known protocols.
+  const listed: Array<[4 | 6, unknown]> = [
+    [4, [{ concat: [{ prefix: { addr: '10.1.0.0', len: 24 } }, '10.2.0.2', 'tcp', { range: [80, 89] }] }, { accept: null }]],
+    [6, [{ concat: ['fd00:1::2', { prefix: { addr: 'fd00::', len: 16 } }, { range: [0, 255] }, { range: [0, 65535] }] }, { drop: null }]],
+  ];
+  const back = listed.map(([f, x]) => kernelElement(f, x)!);
+  assert.deepEqual(back.map(elementKey).sort(), els.map(elementKey).sort());
+  assert.equal(kernelElement(4, [{ concat: ['10.0.0.1'] }, { accept: null }]), undefined, 'a shape never written');
+  assert.equal(elementKeyText(els[0]!), '10.1.0.0-10.1.0.255 . 10.2.0.2 . 6 . 80-89');
 });

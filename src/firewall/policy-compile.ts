@@ -200,3 +200,45 @@ export function elementText(e: CompiledElement): string {
   const [s, d, proto, port] = e.box;
   return `${addressText(e.family, s)} . ${addressText(e.family, d)} . ${numberText(proto)} . ${numberText(port)} : ${e.verdict}`;
 }
+
+/** A compiled element's identity (key and verdict), comparable with `kernelElementKey`. */
+export function elementKey(e: CompiledElement): string {
+  return `${e.family}|${e.box.map((r) => `${r[0]}-${r[1]}`).join('|')}|${e.verdict}`;
+}
+
+/** The element's key alone, as nft syntax (for `delete element`). */
+export function elementKeyText(e: CompiledElement): string {
+  return elementText(e).replace(/ : (accept|drop)$/, '');
+}
+
+const PROTO_BY_NAME: Record<string, bigint> = { icmp: 1n, igmp: 2n, tcp: 6n, udp: 17n, dccp: 33n, ipv6: 41n, gre: 47n, esp: 50n, ah: 51n, 'ipv6-icmp': 58n, sctp: 132n, udplite: 136n };
+
+/**
+ * An element of `pol4`/`pol6` as libnftables lists it in JSON (`[{concat: [...]}, {accept:
+ * null}]`; fields as "a.b.c.d", {prefix}, {range}, a protocol name or a number), turned back
+ * into a compiled element, or undefined if it has a shape this module never writes.
+ */
+export function kernelElement(family: IpFamily, elem: unknown): CompiledElement | undefined {
+  if (!Array.isArray(elem) || elem.length !== 2) return undefined;
+  const [key, data] = elem as [unknown, unknown];
+  const verdict = data && typeof data === 'object' ? ('accept' in data ? 'accept' : 'drop' in data ? 'drop' : undefined) : undefined;
+  const fields = (key as { concat?: unknown[] } | null)?.concat;
+  if (!verdict || !Array.isArray(fields) || fields.length !== 4) return undefined;
+  const addr = (v: unknown): Range | undefined => {
+    if (typeof v === 'string') { const a = IpAddress.parse(v); return a.family === family ? [a.value, a.value] : undefined; }
+    const o = v as { prefix?: { addr: string; len: number }; range?: [string, string] };
+    if (o?.prefix) return rangeOf(`${o.prefix.addr}/${o.prefix.len}`);
+    if (o?.range) return [IpAddress.parse(o.range[0]).value, IpAddress.parse(o.range[1]).value];
+    return undefined;
+  };
+  const num = (v: unknown): bigint | undefined => (typeof v === 'number' ? BigInt(v) : typeof v === 'string' ? (PROTO_BY_NAME[v] ?? (/^\d+$/.test(v) ? BigInt(v) : undefined)) : undefined);
+  const numRange = (v: unknown): Range | undefined => {
+    const r = (v as { range?: [unknown, unknown] } | null)?.range;
+    if (r) { const lo = num(r[0]); const hi = num(r[1]); return lo === undefined || hi === undefined ? undefined : [lo, hi]; }
+    const x = num(v);
+    return x === undefined ? undefined : [x, x];
+  };
+  const box = [addr(fields[0]), addr(fields[1]), numRange(fields[2]), numRange(fields[3])];
+  if (box.some((r) => r === undefined)) return undefined;
+  return { family, box: box as unknown as Box, verdict, policy: '' };
+}
