@@ -113,6 +113,8 @@ export function buildProgram(): Command {
     .option('--internal', 'no path to the outside world (macvlan/ipvlan: no default route)')
     .option('--no-masquerade', 'do not masquerade traffic leaving the host')
     .option('--mtu <n>', 'MTU of the bridge and veths', parseMtu)
+    .option('--no-dns', 'no nsnet DNS on this network (its namespaces get the host\'s resolvers)')
+    .option('--dns-server <ip>', 'forward names that are not nsnet\'s to this resolver instead of the host\'s (repeatable; IP or IP#PORT)', collect)
     .option('--json', 'print the created network as JSON')
     .addHelpText('after', `
   macvlan/ipvlan: each endpoint gets its own interface on --parent, with an address of the LAN's
@@ -123,12 +125,14 @@ export function buildProgram(): Command {
 Examples:
   nsnet network create backend
   nsnet network create db --subnet 192.168.30.0/24 --internal
+  nsnet network create corp --dns-server 10.0.0.53 --dns-server 10.0.1.53
   nsnet network create lan --driver macvlan --parent eth0 --subnet 192.168.1.0/24 --gateway 192.168.1.1 \\
       --ip-range 192.168.1.192/27 --aux-address printer=192.168.1.200 --shim 192.168.1.223
   nsnet network create lan3 --driver ipvlan --parent eth0 --mode l3 --subnet 10.20.0.0/24`)
     .action(async (name: string, o: {
       driver?: 'bridge' | 'macvlan' | 'ipvlan'; subnet?: string[]; gateway?: string[]; ipRange?: string[]; auxAddress?: string[]; ipv6?: boolean; bridge?: string;
       parent?: string; mode?: string; shim?: string[]; internal?: boolean; masquerade: boolean; mtu?: number; json?: boolean;
+      dns: boolean; dnsServer?: string[];
     }, cmd: Command) => {
       let auxAddresses: Record<string, string> | undefined;
       for (const a of o.auxAddress ?? []) {
@@ -143,6 +147,8 @@ Examples:
         // --no-masquerade is commander's default-true flag: only an explicit choice is passed on.
         masquerade: vlan && o.masquerade ? undefined : o.masquerade, mtu: o.mtu,
         parent: o.parent, mode: o.mode, ipRanges: o.ipRange, auxAddresses, shim: o.shim,
+        // --no-dns, like --no-masquerade: only an explicit choice is recorded.
+        ...(o.dns ? {} : { dns: false }), ...(o.dnsServer ? { dnsServers: o.dnsServer } : {}),
       });
       if (o.json) return json(rec);
       const via = vlan ? `${rec.driver} on ${o.parent} (mode ${o.mode ?? (rec.driver === 'macvlan' ? 'bridge' : 'l2')})${o.shim?.length ? `, shim ${rec.bridge} ${o.shim.join(' ')}` : ''}` : `bridge ${rec.bridge}`;
@@ -159,7 +165,7 @@ Examples:
       if (o.json) return json(list);
       print(renderTable(['NAME', 'DEVICE', 'SUBNETS', 'GATEWAYS', 'FLAGS', 'ENDPOINTS'], list.map((n) => [
         n.name, device(n), n.subnets.map((s) => s.cidr).join(','), n.subnets.map((s) => s.gateway).join(','),
-        [n.internal ? 'internal' : '', !n.internal && n.masquerade ? 'nat' : '', n.mtu ? `mtu=${n.mtu}` : ''].filter(Boolean).join(',') || '-',
+        [n.internal ? 'internal' : '', !n.internal && n.masquerade ? 'nat' : '', n.mtu ? `mtu=${n.mtu}` : '', n.declared.dns === false ? 'no-dns' : '', n.declared.dnsServers?.length ? `dns=${n.declared.dnsServers.join('+')}` : ''].filter(Boolean).join(',') || '-',
         String(n.endpoints),
       ])));
     });

@@ -227,6 +227,16 @@ export class Nsnet {
     }
     if (vlan) requireVlanParent(this.host, checkVlanSpec(spec), spec.name);
     if (this.store.network(spec.name)) throw new NsnetError('NETWORK_EXISTS', `network ${spec.name} already exists`, { object: spec.name });
+    for (const s of spec.dnsServers ?? []) {
+      const [addr, port] = s.split('#');
+      const ok = (() => { try { IpAddress.parse(addr!); return true; } catch { return false; } })();
+      if (!ok || (port !== undefined && !/^[1-9]\d{0,4}$/.test(port)) || Number(port ?? 53) > 65535) {
+        throw new NsnetError('USAGE', `invalid DNS server "${s}" for network ${spec.name}: use an IP address, optionally #PORT`, { object: spec.name });
+      }
+    }
+    if (spec.dns === false && (spec.dnsServers ?? []).length > 0) {
+      throw new NsnetError('USAGE', `network ${spec.name}: DNS servers given, but DNS is off for it`, { object: spec.name });
+    }
     if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 68 || spec.mtu > 65535)) {
       throw new NsnetError('USAGE', `invalid MTU ${spec.mtu} for network ${spec.name}: must be 68–65535`, { object: spec.name });
     }

@@ -487,6 +487,8 @@ function networkView(s: NetworkSpec): [string, string][] {
     ['ip ranges', s.ipRanges && s.ipRanges.length > 0 ? canonicalCidrs(s.ipRanges) : 'whole subnets'],
     ['aux addresses', Object.entries(s.auxAddresses ?? {}).map(([k, v]) => `${k}=${canonicalIps([v])}`).sort().join(', ') || 'none'],
     ['shim', s.shim && s.shim.length > 0 ? canonicalIps(s.shim) : 'none'],
+    ['dns', String(s.dns ?? true)],
+    ['dns servers', s.dnsServers && s.dnsServers.length > 0 ? s.dnsServers.join(', ') : 'host\'s'],
   ];
 }
 
@@ -585,6 +587,8 @@ function networkDetails(s: NetworkSpec): string[] {
   for (const r of s.ipRanges ?? []) out.push(`ip range ${r}`);
   for (const [k, v] of Object.entries(s.auxAddresses ?? {})) out.push(`aux ${k}=${v}`);
   for (const a of s.shim ?? []) out.push(`shim ${a}`);
+  if (s.dns === false) out.push('no dns');
+  for (const d of s.dnsServers ?? []) out.push(`dns server ${d}`);
   return out;
 }
 

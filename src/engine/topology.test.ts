@@ -229,12 +229,19 @@ describe('parseTopology: errors name file, line, column and key', () => {
     bad(yaml('networks:', '  ? [a, b]', '  : {}'), 'topology.yaml:2:5: a key must be a plain name, not a list or a mapping');
   });
 
+  it('checks per-network DNS settings', () => {
+    assert.deepEqual(parse(yaml('networks:', '  a: { dns: false }', '  b: { dnsServers: [10.0.0.53, "fd00::53#5353"] }')).networks.map((n) => [n.dns, n.dnsServers]),
+      [[false, undefined], [undefined, ['10.0.0.53', 'fd00::53#5353']]]);
+    bad(yaml('networks:', '  a:', '    dnsServers: [10.0.0.53, resolver.example]'), 'topology.yaml:3:29: networks.a.dnsServers[1]: invalid DNS server "resolver.example": use an IP address, optionally #PORT');
+    bad(yaml('networks:', '  a:', '    dns: false', '    dnsServers: [10.0.0.53]'), 'topology.yaml:4:5: networks.a.dnsServers: dnsServers given, but dns: false turns DNS off for this network');
+  });
+
   it('refuses unknown keys, pointing at the key and listing the allowed ones', () => {
     bad(yaml('version: 1'), 'topology.yaml:1:1: version: unknown key (expected one of: networks, namespaces, policies)');
     bad(
       yaml('networks:', '  frontend:', '    subnets: [192.168.10.0/24]', '    gatway: 192.168.10.1'),
       'topology.yaml:4:5: networks.frontend.gatway: unknown key ' +
-        '(expected one of: driver, subnet, subnets, gateway, gateways, internal, masquerade, mtu, ipv6, bridge, parent, mode, ipRange, ipRanges, auxAddresses, shim)',
+        '(expected one of: driver, subnet, subnets, gateway, gateways, internal, masquerade, mtu, dns, dnsServers, ipv6, bridge, parent, mode, ipRange, ipRanges, auxAddresses, shim)',
     );
     bad(
       yaml('networks: { n: {} }', 'namespaces:', '  x:', '    networks:', '      n: { ip4: 10.0.0.1 }'),

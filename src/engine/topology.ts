@@ -106,6 +106,8 @@ const networkSchema = strict({
   internal: z.boolean().optional(),
   masquerade: z.boolean().optional(),
   mtu: z.number().int().optional(),
+  dns: z.boolean().optional(),
+  dnsServers: z.array(z.string()).optional(),
   ipv6: z.boolean().optional(),
   bridge: z.string().optional(),
   parent: z.string().optional(),
@@ -835,6 +837,22 @@ function interpretNetwork(
     });
   }
   if (n.ipv6 !== undefined) spec.ipv6 = n.ipv6;
+  if (n.dns !== undefined) spec.dns = n.dns;
+  if (n.dnsServers !== undefined) {
+    n.dnsServers.forEach((s, i) => {
+      const [addr, port] = s.split('#');
+      try {
+        IpAddress.parse(addr!);
+        if (port !== undefined && (!/^[1-9]\d{0,4}$/.test(port) || Number(port) > 65535)) throw new Error('bad port');
+      } catch {
+        problems.push({ path: [...base, 'dnsServers', i], at: 'value', message: `invalid DNS server ${JSON.stringify(s)}: use an IP address, optionally #PORT` });
+      }
+    });
+    spec.dnsServers = n.dnsServers;
+    if (n.dns === false && n.dnsServers.length > 0) {
+      problems.push({ path: [...base, 'dnsServers'], at: 'key', message: 'dnsServers given, but dns: false turns DNS off for this network' });
+    }
+  }
 
   if (n.mtu !== undefined) {
     spec.mtu = n.mtu;

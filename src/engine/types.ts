@@ -27,6 +27,10 @@ export interface NetworkSpec {
   /** Masquerade traffic to the outside (default true; meaningless when internal). */
   masquerade?: boolean;
   mtu?: number;
+  /** Serve names on this network from nsnet's DNS service (default true). */
+  dns?: boolean;
+  /** Upstream resolvers for names that are not nsnet's (default: the host's). `IP` or `IP#PORT`. */
+  dnsServers?: string[];
   /** macvlan/ipvlan: the host interface the endpoints' interfaces are created on. */
   parent?: string;
   /** macvlan: bridge (default) | private | vepa | passthru; ipvlan: l2 (default) | l3 | l3s. */

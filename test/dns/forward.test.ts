@@ -11,6 +11,7 @@
 import '../harness/sandbox.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { kill, makeOutside, must, removeOutside } from '../harness/world.js';
 import {
   answerData, connect, dig, dnsState, getent, nsnet, nsnetOk, setHostResolvers, startUpstream, stopService, upstreamLog, wiringNote, type Upstream,
@@ -96,6 +97,41 @@ describe('dns: forwarding', () => {
     await upstreamLog(upstream, () => false, 300);
     for (const n of ['internal-a', 'internal-b', 'internal-c']) assert.equal(await seen(`${n}.example.test`), 0, `${n}: nothing reached the upstream`);
     assert.equal(answerData(dig('i1', PRIV_GW, 'i2', 'A'), 'A').length, 1, 'local names still resolve');
+  });
+
+  test('per-network DNS servers replace the host\'s; --no-dns leaves a network to the host\'s resolvers', async () => {
+    setHostResolvers([DEAD]);
+    try {
+      nsnetOk('network', 'create', 'own', '--subnet', '10.82.0.0/24', '--dns-server', GOOD);
+      nsnetOk('network', 'create', 'nodns', '--subnet', '10.83.0.0/24', '--no-dns');
+      nsnetOk('ns', 'add', 'o1');
+      nsnetOk('ns', 'add', 'n1');
+      connect('own', 'o1');
+      connect('nodns', 'n1');
+      // The host's only resolver is dead; own's names go to its own server and are answered.
+      const r = dig('o1', '10.82.0.1', 'per-network.example.test', 'A', [], 5);
+      assert.deepEqual(answerData(r, 'A'), ['198.51.100.7'], r.out);
+      assert.ok(await seen('per-network.example.test') >= 1, 'the per-network server got the query');
+      assert.ok(!upstream.log.some((q) => q.name === 'per-network.example.test' && q.server === DEAD), 'the host\'s resolver was not asked');
+      // nodns: nothing listens on its gateway, and its namespace is pointed at the host's resolvers.
+      assert.notEqual(dig('n1', '10.83.0.1', 'o1', 'A', [], 2).status, 'NOERROR');
+      const conf = fs.readFileSync('/etc/netns/n1/resolv.conf', 'utf8');
+      assert.match(conf, /^nameserver 203\.0\.113\.3$/m, conf);
+      assert.doesNotMatch(conf, /10\.83\.0\.1/, conf);
+      const ls = nsnetOk('network', 'ls');
+      assert.match(ls, /^nodns\s.*no-dns/m, ls);
+      assert.match(ls, /^own\s.*dns=203\.0\.113\.2/m, ls);
+      // Bad input: a DNS server that is not an address, and servers on a network without DNS.
+      assert.match(nsnet('network', 'create', 'bad1', '--dns-server', 'resolver.example').stderr, /invalid DNS server "resolver.example" for network bad1/);
+      assert.match(nsnet('network', 'create', 'bad2', '--no-dns', '--dns-server', GOOD).stderr, /network bad2: DNS servers given, but DNS is off/);
+      assert.doesNotMatch(nsnetOk('network', 'ls'), /bad[12]/);
+    } finally {
+      nsnet('disconnect', 'own', 'o1');
+      nsnet('disconnect', 'nodns', 'n1');
+      nsnet('network', 'rm', 'own');
+      nsnet('network', 'rm', 'nodns');
+      setHostResolvers([GOOD]);
+    }
   });
 
   test('a dead upstream fails over within the timeout', async () => {
