@@ -9,6 +9,7 @@
  * A service that cannot start is reported like main.ts reports a refused request: one
  * line on stderr, exit status 1.
  */
+import fs from 'node:fs';
 import type { Command } from 'commander';
 import { NsnetError } from '../errors.js';
 import { resolveStateDir } from '../store/store.js';
@@ -28,6 +29,8 @@ function parseRate(v: string): number {
 
 async function start(dir: string): Promise<void> {
   const { startDnsService } = await import('../dns/control.js');
+  const { dnsPaths } = await import('../dns/paths.js');
+  fs.rmSync(dnsPaths(dir).held, { force: true });
   try {
     const r = startDnsService(dir);
     print(r.started ? `dns service started (pid ${r.pid})` : `dns service already running (pid ${r.pid})`);
@@ -36,8 +39,14 @@ async function start(dir: string): Promise<void> {
   }
 }
 
-async function stop(dir: string): Promise<void> {
+async function stop(dir: string, hold: boolean): Promise<void> {
   const { stopDnsService } = await import('../dns/control.js');
+  const { dnsPaths } = await import('../dns/paths.js');
+  if (hold) {
+    const p = dnsPaths(dir);
+    fs.mkdirSync(p.dir, { recursive: true });
+    fs.writeFileSync(p.held, `${new Date().toISOString()}\n`);
+  }
   const r = stopDnsService(dir);
   print(r.stopped ? `dns service stopped (pid ${r.pid})` : 'dns service was not running');
 }
@@ -47,7 +56,8 @@ export function registerDnsCommands(program: Command): void {
     .addHelpText('after', `
 Namespaces attached to a network resolve each other's names and aliases (NAME or
 NAME.dns.nsnet) through the gateway; other names are forwarded to the host's resolvers.
-The service starts with the first endpoint and stops with the last one.
+The service starts with the first endpoint and stops with the last one; \`nsnet dns stop\`
+keeps it stopped (names then do not resolve) until \`nsnet dns start\`.
 
 Examples:
   nsnet dns status
@@ -59,7 +69,12 @@ Examples:
       const { dnsServiceState } = await import('../dns/control.js');
       const s = await dnsServiceState(stateDirOf(cmd));
       if (o.json) { print(JSON.stringify(s, null, 2)); return; }
-      if (!s.running) { print(`dns service: not running (log: ${s.log})`); return; }
+      if (!s.running) {
+        print(s.heldSince
+          ? `dns service: stopped by \`nsnet dns stop\` at ${s.heldSince}; \`nsnet dns start\` resumes it (log: ${s.log})`
+          : `dns service: not running (log: ${s.log})`);
+        return;
+      }
       print(`dns service: running, pid ${s.pid}, since ${s.status?.startedAt ?? '?'}`);
       for (const l of s.status?.listeners ?? []) {
         print(`  listen ${l.address.includes(':') ? `[${l.address}]` : l.address}:${s.status!.port} (${l.network})${l.error ? `  FAILED: ${l.error}` : ''}`);
@@ -77,13 +92,13 @@ Examples:
   dns.command('start').description('start the service in the background (if it is not running)')
     .action(async (_o, cmd: Command) => { await start(stateDirOf(cmd)); });
 
-  dns.command('stop').description('stop the service (the next change that needs it starts it again)')
-    .action(async (_o, cmd: Command) => { await stop(stateDirOf(cmd)); });
+  dns.command('stop').description('stop the service and keep it stopped (until `nsnet dns start`), even as endpoints come and go')
+    .action(async (_o, cmd: Command) => { await stop(stateDirOf(cmd), true); });
 
   dns.command('restart').description('stop and start the service')
     .action(async (_o, cmd: Command) => {
       const dir = stateDirOf(cmd);
-      await stop(dir);
+      await stop(dir, false);
       await start(dir);
     });
 

@@ -38,7 +38,7 @@ const LOG_ROTATE_BYTES = 1 << 20;
 export type StateRef = string | { dir: string; db?: Database.Database };
 
 export interface DnsChangeResult {
-  action: 'none' | 'started' | 'reloaded' | 'stopped' | 'error';
+  action: 'none' | 'started' | 'reloaded' | 'stopped' | 'held' | 'error';
   pid?: number;
   error?: string;
   ms: number;
@@ -224,7 +224,10 @@ export function dnsAfterChange(state: StateRef): DnsChangeResult {
   try {
     const { needed, wanted } = dnsDemand(typeof state === 'string' ? dir : { dir, db: state.db });
     const pid = dnsServicePid(dir);
-    if (needed && !pid) {
+    if (needed && !pid && fs.existsSync(dnsPaths(dir).held)) {
+      // The user stopped it (`nsnet dns stop`); only `nsnet dns start` brings it back.
+      result = { action: 'held', ms: 0 };
+    } else if (needed && !pid) {
       const s = startDnsService(dir);
       result = { action: 'started', pid: s.pid, ms: 0 };
     } else if (!needed && pid) {
@@ -266,6 +269,8 @@ export interface DnsServiceState {
   log: string;
   status?: DnsStatusFile;
   live?: unknown;
+  /** When the user stopped it with `nsnet dns stop` (the engine then leaves it stopped). */
+  heldSince?: string;
 }
 
 /** Everything `nsnet dns status` shows. */
@@ -273,7 +278,7 @@ export async function dnsServiceState(stateDir: string): Promise<DnsServiceState
   const dir = path.resolve(stateDir);
   const p = dnsPaths(dir);
   const pid = livePid(p.pid);
-  if (!pid) return { running: false, stateDir: dir, log: p.log };
+  if (!pid) return { running: false, stateDir: dir, log: p.log, ...(fs.existsSync(p.held) ? { heldSince: fs.readFileSync(p.held, 'utf8').trim() } : {}) };
   const status = readDnsStatusFile(p);
   const live = await queryDnsService(dir, 'status');
   return { running: true, pid, stateDir: dir, log: p.log, ...(status ? { status } : {}), ...(live ? { live } : {}) };

@@ -23,6 +23,8 @@ export interface DnsPaths {
   log: string;
   /** Abstract unix socket name (leading NUL): the lock and the control channel. */
   control: string;
+  /** Present while the user has stopped the service (`nsnet dns stop`): the engine leaves it stopped. */
+  held: string;
 }
 
 export function dnsPaths(stateDir: string): DnsPaths {
@@ -31,7 +33,7 @@ export function dnsPaths(stateDir: string): DnsPaths {
   const h = crypto.createHash('sha256').update(state).digest('hex').slice(0, 16);
   return {
     dir, pid: path.join(dir, 'dns.pid'), status: path.join(dir, 'status.json'), log: path.join(dir, 'dns.log'),
-    control: `\0nsnet-dns-${h}`,
+    control: `\0nsnet-dns-${h}`, held: path.join(dir, 'stopped-by-user'),
   };
 }
 

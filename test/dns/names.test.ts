@@ -154,6 +154,17 @@ describe('dns: names of namespaces', () => {
     const r = dnsCliOk('restart');
     assert.match(r, /stopped[\s\S]*started/);
     assert.equal(answerData(dig('b', FRONT_GW, 'a', 'A'), 'A').length, 1, 'answers after a restart');
+
+    // Stopped by the user, it stays stopped while endpoints come and go, until `dns start`.
+    assert.match(dnsCliOk('stop'), /stopped/);
+    nsnetOk('ns', 'add', 'f');
+    connect('front', 'f');
+    assert.equal(dnsState().running, false, 'a connect does not restart a service the user stopped');
+    assert.match(dnsCliOk('status'), /stopped by `nsnet dns stop`/);
+    assert.equal(dig('b', FRONT_GW, 'f', 'A', [], 1).answered, false);
+    assert.match(dnsCliOk('start'), /started/);
+    assert.equal(answerData(dig('b', FRONT_GW, 'f', 'A'), 'A').length, 1, 'answers again after dns start');
+    disconnect('front', 'f');
   });
 });
 
