@@ -2,7 +2,7 @@
  * Benchmark section "bridge" (issue 3): attach 200 existing namespaces to one bridge network
  * (NAT already in place), then detach them, with
  *   - nsnet, library path (one process, `Nsnet.connect` / `disconnect` per namespace);
- *   - nsnet, CLI path (one `node dist/src/cli/main.js connect|disconnect` per namespace,
+ *   - nsnet, CLI path (one `node dist/src/cli/nsnet.cjs connect|disconnect` per namespace,
  *     NODE_EXTRA_CA_CERTS deleted from the child's environment);
  *   - (a) a shell script of `ip` commands as in the tutorials (one `sh` per attach/detach);
  *   - (b) the CNI reference plugins bridge + host-local (Debian containernetworking-plugins),
@@ -31,7 +31,7 @@ import { CHILD_ENV, exec, must } from './proc.js';
 
 const N = Number(process.env.NSNET_BENCH_N ?? 200);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'nsnet.cjs');
 const WORK = '/run/nsnet-bench-bridge';
 const CNI_DIR = '/usr/lib/cni';
 const NETAVARK = '/usr/lib/podman/netavark';
@@ -487,7 +487,7 @@ export async function run(): Promise<Section> {
       'detached one by one; cleaned up (namespaces, bridge, iptables) and the kernel\'s async teardown drained before the next tool.',
       'Times in ms, median / p90 over the samples; each op timed around one spawnSync (process start included) or one library call.',
       'Children run with NODE_EXTRA_CA_CERTS deleted from their environment (pinned: unset; it adds ~40 ms to a Node start here).',
-      'nsnet CLI = `node dist/src/cli/main.js --state-dir DIR connect|disconnect NET NS`, one process per op.',
+      'nsnet CLI = `node dist/src/cli/nsnet.cjs --state-dir DIR connect|disconnect NET NS` (the bin), one process per op.',
       '(a) = one `sh` per attach running 7 `ip` commands (veth with peer in netns, master, up, addr, lo up, eth0 up, default route),',
       '    one `sh` + `ip link del` per detach; bridge + MASQUERADE rule made beforehand.',
       `(b) = ${CNI_DIR}/bridge (calls host-local) with CNI_* env + config on stdin, cniVersion 1.0.0, isGateway + ipMasq,`,

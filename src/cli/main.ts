@@ -6,7 +6,7 @@
  * commands (connect, disconnect and the read-only ones) are handed to it over its socket and
  * this process loads nothing else; otherwise, and for everything else, the command runs here.
  */
-import { forward } from './client.js';
+import { forward } from './client.cjs';
 
 const code = (await forward(process.argv.slice(2))) ?? (await (await import('./program.js')).runCli(process.argv.slice(2)));
 process.exitCode = code;

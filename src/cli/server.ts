@@ -13,9 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { NsnetError } from '../errors.js';
-import { DEFAULT_STATE_DIR, serverSocket } from './endpoint.js';
-import { buildId } from './build-id.js';
-import { FORWARDED } from './client.js';
+import { DEFAULT_STATE_DIR, FORWARDED, buildId, serverSocket } from './client.cjs';
 
 interface Reply { code: number; stdout: string; stderr: string }
 

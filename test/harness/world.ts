@@ -15,7 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
-export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+// The shipped executable (package.json bin): the CommonJS entry that forwards to `nsnet serve`.
+export const CLI = path.join(ROOT, 'dist/src/cli/nsnet.cjs');
 export const OUTSIDE_V4 = '203.0.113.2';
 export const UPLINK_V4 = '203.0.113.1';
 export const OUTSIDE_V6 = '2001:db8:ff::2';
