@@ -22,6 +22,11 @@ export interface NetworkSpec {
   /** Masquerade traffic to the outside (default true; meaningless when internal). */
   masquerade?: boolean;
   mtu?: number;
+  /**
+   * Multi-host (src/cluster): prefixes where the same network continues on other hosts.
+   * Traffic between them and this network's members is routed without NAT and let in.
+   */
+  peers?: string[];
 }
 
 export interface SubnetRecord {
