@@ -210,15 +210,35 @@ export class Agent {
     return lease;
   }
 
+  /**
+   * The lease's id, granting it first if needed. The library's Lease keeps the promise of
+   * its one grant: a grant that failed (etcd away) fails forever, so such a Lease is
+   * dropped and the next attempt makes a new one.
+   */
+  private async grant(which: 'subnet' | 'heartbeat'): Promise<string> {
+    let lease = which === 'subnet' ? this.subnetLease : this.heartbeatLease;
+    if (!lease) {
+      lease = this.newLease(which === 'subnet' ? this.o.leaseTtl : this.o.heartbeatTtl, which);
+      if (which === 'subnet') this.subnetLease = lease; else this.heartbeatLease = lease;
+    }
+    try {
+      return await lease.grant();
+    } catch (e) {
+      lease.removeAllListeners('lost');
+      lease.release();
+      if (which === 'subnet' && this.subnetLease === lease) this.subnetLease = undefined;
+      if (which === 'heartbeat' && this.heartbeatLease === lease) this.heartbeatLease = undefined;
+      throw e;
+    }
+  }
+
   /** Claims `nodes/NAME` for this node id; another live node id holding it is a refusal. */
   private async claimNode(): Promise<void> {
     const key = nodeKey(this.o.node);
     for (let attempt = 0; attempt < 10; attempt++) {
       const res = await this.client.get(key).exec();
       const kv = res.kvs[0];
-      const lease = this.heartbeatLease ?? this.newLease(this.o.heartbeatTtl, 'heartbeat');
-      this.heartbeatLease = lease;
-      const id = await lease.grant();
+      const id = await this.grant('heartbeat');
       const value = JSON.stringify(this.nodeRecord());
       if (kv) {
         const cur = parseNode(kv.value.toString());
@@ -271,9 +291,7 @@ export class Agent {
    */
   private async acquireSubnet(): Promise<string> {
     for (let attempt = 0; attempt < 10; attempt++) {
-      const lease = this.subnetLease ?? this.newLease(this.o.leaseTtl, 'subnet');
-      this.subnetLease = lease;
-      const id = await lease.grant();
+      const id = await this.grant('subnet');
       const all = await this.client.getAll().prefix(SUBNETS_PREFIX).exec();
       const taken = new Map<string, { lease: SubnetLease | undefined; mod: string; leaseId: string }>();
       for (const kv of all.kvs) {
@@ -304,8 +322,17 @@ export class Agent {
     throw new NsnetError('CLUSTER_SUBNETS_EXHAUSTED', 'could not lease a subnet after 10 attempts (other agents keep winning the race)');
   }
 
-  /** Re-grants a lost lease and re-puts our key(s) with it; retried with backoff, never exits. */
+  private readonly regaining = new Set<'subnet' | 'heartbeat'>();
+
+  /**
+   * Re-grants a lost lease and re-puts our key(s) with it; retried with backoff, never exits.
+   * Single-flight per lease: a lost lease and the deletion of our key often arrive together.
+   */
   private async regain(which: 'subnet' | 'heartbeat'): Promise<void> {
+    if (this.regaining.has(which)) return;
+    this.regaining.add(which);
+    const old = which === 'subnet' ? this.subnetLease : this.heartbeatLease;
+    old?.release();
     if (which === 'subnet') this.subnetLease = undefined; else this.heartbeatLease = undefined;
     try {
       if (which === 'heartbeat') {
@@ -325,6 +352,8 @@ export class Agent {
     } catch (e) {
       if (this.stopped) return;
       this.o.log('regain-failed', { which, error: (e as Error).message });
+    } finally {
+      this.regaining.delete(which);
     }
   }
 
@@ -385,7 +414,9 @@ export class Agent {
   private async closeWatch(): Promise<void> {
     const w = this.watcher;
     this.watcher = undefined;
-    if (w) await w.cancel().catch(() => undefined);
+    // A watcher etcd already cancelled (compaction) never gets an answer to cancel(): bound
+    // the wait, it only matters for live ones.
+    if (w) await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
   }
 
   private async watch(): Promise<void> {
@@ -406,7 +437,8 @@ export class Agent {
     // start over with a fresh listing, exactly once (relistSafe is single-flight).
     w.on('error', (err) => {
       if (w !== this.watcher) return;
-      this.o.log('watch-error', { error: err.message });
+      this.watcher = undefined;
+      this.o.log('watch-error', { error: err.message, revision: this.revision });
       void this.relistSafe('watch-error');
     });
     w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: err.message }); });

@@ -50,7 +50,8 @@ export function connectEtcd(urls: string[], o: { callTimeoutMs?: number } = {}):
     hosts: urls,
     dialTimeout: timeout,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-    grpcOptions: { 'grpc.keepalive_time_ms': 5000, 'grpc.keepalive_timeout_ms': 3000, 'grpc.keepalive_permit_without_calls': 1 },
+    // etcd answers pings more often than every 5 s (--grpc-keepalive-min-time) with GOAWAY.
+    grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000 },
     faultHandling: {
       host: () => passThrough as never,
       global: passThrough as never,
