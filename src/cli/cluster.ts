@@ -131,11 +131,20 @@ Example:
       const stopped = new Promise<void>((resolve) => { onSignal = resolve; });
       process.once('SIGTERM', () => onSignal());
       process.once('SIGINT', () => onSignal());
+      // A signal during start-up (etcd still unreachable, say) stops the agent cleanly.
+      const starting = agent.start();
+      let first: 'started' | 'stopped';
       try {
-        await Promise.race([agent.start(), stopped]);
+        first = await Promise.race([starting.then(() => 'started' as const), stopped.then(() => 'stopped' as const)]);
       } catch (e) {
         await agent.stop();
         throw e;
+      }
+      if (first === 'stopped') {
+        starting.catch(() => undefined);
+        await agent.stop();
+        log('stopped');
+        return;
       }
       log('running');
       await stopped;
