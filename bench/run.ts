@@ -21,6 +21,7 @@ const SECTIONS: Array<{ name: string; what: string }> = [
   { name: 'kernel', what: 'namespaces + veth + addresses + default route: nsnet vs a loop of ip commands (issue 2)' },
   { name: 'bridge', what: 'attach/detach namespaces to a bridge network: nsnet vs ip script, CNI, netavark (issue 3)' },
   { name: 'dns', what: 'embedded DNS: qps and p50/p99 for local and cached forwarded names, memory with 1,000 names; vs aardvark-dns (issue 5)' },
+  { name: 'cluster', what: 'multi-host: convergence at 3/10/30 hosts, agent memory, iperf3 over host-gw and VXLAN vs one bridge (issue 7)' },
   { name: 'ports', what: 'published ports at 10 / 1,000 / 10,000: add/remove one mapping, connect latency through DNAT; nsnet vs iptables DNAT rules (issue 4)' },
 ];
 

@@ -13,7 +13,9 @@ import {
   CONFIG_KEY, NODES_PREFIX, SUBNETS_PREFIX, makeConfig, parseConfig, parseLease, parseNode, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
 } from './keys.js';
-import { cidrOverlap } from './agent.js';
+import { CLUSTER_NETWORK, cidrOverlap } from './agent.js';
+import { listLinks } from '../kernel/netlink/route/link.js';
+import { defaultBridgeName } from '../engine/engine.js';
 import { RTPROT_CLUSTER } from './dataplane.js';
 
 async function session<T>(urls: string[], fn: (c: Etcd3) => Promise<T>): Promise<T> {
@@ -25,16 +27,21 @@ async function session<T>(urls: string[], fn: (c: Etcd3) => Promise<T>): Promise
   }
 }
 
-/** Prefixes this host already uses (addresses and routes), except the cluster's own routes. */
+/**
+ * Prefixes this host already uses (addresses and routes), except the cluster's own: its
+ * routes, its VXLAN device and the bridge of the local network `cluster` (init run again on
+ * a host whose agent already runs).
+ */
 function localPrefixes(): string[] {
   const host = Netns.host();
+  const own = new Set(listLinks(host).filter((l) => l.name === defaultBridgeName(CLUSTER_NETWORK) || l.name.startsWith('nsnet.')).map((l) => l.index));
   const out: string[] = [];
   for (const a of listAddresses(host, { family: 4 })) {
-    if (a.address.startsWith('127.')) continue;
+    if (a.address.startsWith('127.') || own.has(a.index)) continue;
     out.push(`${a.address}/${a.prefixlen}`);
   }
   for (const r of listRoutes(host, { family: 4 })) {
-    if (r.dst === 'default' || r.dst === '?' || r.protocol === RTPROT_CLUSTER) continue;
+    if (r.dst === 'default' || r.dst === '?' || r.protocol === RTPROT_CLUSTER || (r.dev !== undefined && own.has(r.dev))) continue;
     out.push(r.dst);
   }
   return out;
