@@ -169,11 +169,3 @@ export function reconcile(host: Netns, c: ClusterConfig, u: Underlay, ownSubnet:
   }
   return { changes, recreatedDevice };
 }
-
-/** Removes everything the cluster put in the kernel (routes and the VXLAN device). */
-export function teardown(host: Netns, c: ClusterConfig): void {
-  for (const r of listRoutes(host, { family: 4 }).filter((x) => x.protocol === RTPROT_CLUSTER)) {
-    deleteRoute(host, { dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.dev !== undefined ? { dev: r.dev } : {}), protocol: RTPROT_CLUSTER });
-  }
-  deleteLink(host, vxlanDeviceName(c));
-}

@@ -23,6 +23,11 @@ export const ETCD_IP = '10.99.0.2';
 export const ETCD_URL = `http://${ETCD_IP}:2379`;
 export const CIDR = '10.244.0.0/16';
 
+/** Why the cluster tests cannot run here, if they cannot (a skip message). */
+export const ETCD_MISSING = spawnSync('etcd', ['--version']).error || spawnSync('etcdctl', ['version']).error
+  ? 'etcd and etcdctl (Debian etcd-server, etcd-client) are not installed: run scripts/setup.sh'
+  : undefined;
+
 export type Segment = 'a' | 'b';
 const SEG = { a: { bridge: 'ul0', net: '10.99.0' }, b: { bridge: 'ul1', net: '10.98.0' } } as const;
 
