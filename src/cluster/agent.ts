@@ -32,11 +32,12 @@ import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
 import { connectEtcd, unreachable } from './etcd.js';
 import {
-  CONFIG_KEY, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
+  CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
 } from './keys.js';
 import { fitsConfig, pickFreeSubnet, planDataplane, type DataplanePlan } from './plan.js';
 import { readUnderlay, reconcile, type Underlay } from './dataplane.js';
+import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndpoint } from './names.js';
 
 export const CLUSTER_NETWORK = 'cluster';
 
@@ -91,6 +92,13 @@ export class Agent {
   private errors: string[] = [];
   private readonly stateFile: string;
   private readonly urls: string[];
+  /** Names across hosts (names.ts): what we published, and every host's endpoints by key. */
+  private names: LocalNames | undefined;
+  private readonly published = new Map<string, string>();
+  private forcePublish = true;
+  private publishing = false;
+  private readonly remote = new Map<string, { node: string; e: SharedEndpoint }>();
+  private pendingNames: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.stateFile = path.join(o.stateDir, 'cluster-agent.json');
@@ -117,7 +125,9 @@ export class Agent {
     const subnet = await this.retry('lease a subnet', () => this.acquireSubnet());
     this.o.log('leased', { subnet, node: this.o.node, publicIp: this.underlay.publicIp });
     this.ensureNetwork(subnet);
+    this.names = new LocalNames(this.o.stateDir, CLUSTER_NETWORK);
     await this.retry('list the cluster', () => this.relist());
+    this.timers.push(setInterval(() => { void this.publishNames(); }, 250));
     this.timers.push(setInterval(() => this.resync('timer'), this.o.resyncMs));
     this.timers.push(setInterval(() => { void this.relistSafe('periodic'); }, this.o.relistMs));
   }
@@ -340,6 +350,7 @@ export class Agent {
       } else {
         const before = this.state.subnet;
         const s = await this.retry('re-lease the subnet', () => this.acquireSubnet());
+        this.forcePublish = true; // the names were bound to the lost lease
         if (s !== before) {
           // Another node took our subnet while we were away: containers here keep their old
           // addresses, which now belong to someone else. Say so loudly; an operator must act.
@@ -377,9 +388,11 @@ export class Agent {
   // ---- listing, watching, reconciling -----------------------------------------------------
 
   private async relist(): Promise<void> {
-    const res = await this.client.getAll().prefix(SUBNETS_PREFIX).exec();
+    const res = await this.client.getAll().prefix(PREFIX).exec();
     this.model.clear();
+    this.remote.clear();
     for (const kv of res.kvs) this.apply('put', kv.key.toString(), kv.value.toString(), kv.mod_revision);
+    this.scheduleNames();
     this.revision = res.header.revision;
     this.o.log('listed', { revision: this.revision, subnets: this.model.size });
     this.reconcileNow('list');
@@ -421,17 +434,24 @@ export class Agent {
 
   private async watch(): Promise<void> {
     await this.closeWatch();
-    const w = await this.client.watch().prefix(SUBNETS_PREFIX).startRevision(String(BigInt(this.revision) + 1n)).create();
+    const w = await this.client.watch().prefix(PREFIX).startRevision(String(BigInt(this.revision) + 1n)).create();
     if (this.stopped) { await w.cancel().catch(() => undefined); return; }
     this.watcher = w;
     w.on('data', (res) => {
       if (w !== this.watcher) return;
+      let subnets = false;
+      let names = false;
       for (const ev of res.events) {
         const kv = ev.kv;
-        this.apply(ev.type === 'Delete' ? 'delete' : 'put', kv.key.toString(), kv.value.toString(), kv.mod_revision);
+        const key = kv.key.toString();
+        subnets ||= key.startsWith(SUBNETS_PREFIX);
+        names ||= parseEndpointKey(key) !== undefined;
+        this.apply(ev.type === 'Delete' ? 'delete' : 'put', key, kv.value.toString(), kv.mod_revision);
       }
       this.revision = res.header.revision;
-      this.schedule();
+      // Only subnet changes touch the kernel; agents' status writes (nodes/) touch nothing.
+      if (subnets) this.schedule();
+      if (names) this.scheduleNames();
     });
     // A cancelled watch (compaction: the revision we resume from is gone) or a broken one:
     // start over with a fresh listing, exactly once (relistSafe is single-flight).
@@ -445,6 +465,12 @@ export class Agent {
   }
 
   private apply(kind: 'put' | 'delete', key: string, value: string, modRevision: string): void {
+    const ep = parseEndpointKey(key);
+    if (ep) {
+      const e = kind === 'put' ? parseShared(value) : undefined;
+      if (e) this.remote.set(key, { node: ep[0], e }); else this.remote.delete(key);
+      return;
+    }
     const subnet = subnetOfKey(key);
     if (!subnet) return;
     if (kind === 'delete') {
@@ -466,6 +492,48 @@ export class Agent {
   private schedule(): void {
     if (this.pending) return;
     this.pending = setTimeout(() => { this.pending = undefined; this.reconcileNow('watch'); }, 20);
+  }
+
+  private scheduleNames(): void {
+    if (this.pendingNames || !this.names) return;
+    this.pendingNames = setTimeout(() => {
+      this.pendingNames = undefined;
+      if (this.stopped || !this.names) return;
+      try {
+        this.names.writeRemote([...this.remote.values()].filter((r) => r.node !== this.o.node));
+      } catch (e) {
+        this.o.log('names-failed', { error: (e as Error).message });
+      }
+    }, 50);
+  }
+
+  /** Mirrors the local `cluster` endpoints to etcd (under the subnet lease) when they change. */
+  private async publishNames(): Promise<void> {
+    if (this.publishing || this.stopped || !this.names || !this.state.subnetLeaseId) return;
+    const force = this.forcePublish;
+    const local = force ? this.names.local() : this.names.changed();
+    if (!local) return;
+    this.publishing = true;
+    this.forcePublish = false;
+    try {
+      const lease = this.state.subnetLeaseId;
+      const want = new Map([...local].map(([ns, e]) => [endpointKey(this.o.node, ns), JSON.stringify(e)]));
+      for (const [key, value] of want) {
+        if (!force && this.published.get(key) === value) continue;
+        await this.client.put(key).value(value).lease(lease).exec();
+        this.published.set(key, value);
+      }
+      for (const key of [...this.published.keys()]) {
+        if (want.has(key)) continue;
+        await this.client.delete().key(key).exec();
+        this.published.delete(key);
+      }
+    } catch (e) {
+      this.forcePublish = true; // retried on the next tick
+      this.o.log('retry', { what: 'publish endpoint names', error: unreachable(this.urls, e).message });
+    } finally {
+      this.publishing = false;
+    }
   }
 
   /** Periodic safety net: re-reads the underlay (MTU, address) and re-applies the plan. */
@@ -546,6 +614,9 @@ export class Agent {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     if (this.pending) clearTimeout(this.pending);
+    if (this.pendingNames) clearTimeout(this.pendingNames);
+    this.names?.close();
+    this.names = undefined;
     await this.closeWatch();
     this.subnetLease?.release();
     await this.dropLease('heartbeat');

@@ -7,6 +7,8 @@
  *   /nsnet/v1/config                  ClusterConfig          no lease; written by `cluster init`
  *   /nsnet/v1/subnets/10.244.3.0-24   SubnetLease            subnet lease (long TTL): the data plane
  *                                                            follows this key, and only this key
+ *   /nsnet/v1/endpoints/h1/c1         SharedEndpoint         h1's subnet lease: names for DNS on
+ *                                                            the other hosts (names.ts)
  *   /nsnet/v1/nodes/h1                NodeRecord             heartbeat lease (short TTL): liveness,
  *                                                            node-name ownership, agent status
  *

@@ -101,6 +101,34 @@ describe('cluster: three hosts on an empty etcd', { skip: ETCD_MISSING }, () => 
     }
   });
 
+  test('containers on different hosts find each other by name (embedded DNS)', async () => {
+    const keys = w.etcdctl('get', '/nsnet/v1/endpoints/', '--prefix', '--keys-only').stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(keys, ['/nsnet/v1/endpoints/h1/c-h1', '/nsnet/v1/endpoints/h2/c-h2', '/nsnet/v1/endpoints/h3/c-h3']);
+    for (const a of w.hosts) {
+      for (const b of w.hosts) {
+        if (a === b) continue;
+        let r = a.run(['ip', 'netns', 'exec', `c-${a.name}`, 'getent', 'hosts', `c-${b.name}`]);
+        for (let i = 0; i < 50 && r.status !== 0; i++) {
+          await new Promise((res) => setTimeout(res, 100));
+          r = a.run(['ip', 'netns', 'exec', `c-${a.name}`, 'getent', 'hosts', `c-${b.name}`]);
+        }
+        assert.equal(r.status, 0, `c-${a.name} resolves c-${b.name}: ${r.stderr}`);
+        assert.equal(r.stdout.trim().split(/\s+/)[0], ips[b.name]);
+      }
+    }
+    const p = w.host('h1').run(['ip', 'netns', 'exec', 'c-h1', 'ping', '-c', '1', '-W', '1', 'c-h3.dns.nsnet']);
+    assert.equal(p.status, 0, p.stdout + p.stderr);
+    // A container leaving its host leaves every host's names.
+    w.host('h2').nsnetOk('ns', 'add', 'tmp2');
+    w.host('h2').nsnetOk('connect', 'cluster', 'tmp2');
+    const resolves = (): boolean => w.host('h1').run(['ip', 'netns', 'exec', 'c-h1', 'getent', 'hosts', 'tmp2']).status === 0;
+    for (let i = 0; i < 50 && !resolves(); i++) await new Promise((res) => setTimeout(res, 100));
+    assert.ok(resolves(), 'tmp2 on h2 resolves on h1');
+    w.host('h2').nsnetOk('ns', 'rm', 'tmp2');
+    for (let i = 0; i < 50 && resolves(); i++) await new Promise((res) => setTimeout(res, 100));
+    assert.ok(!resolves(), 'tmp2 gone from h1 after it left h2');
+  });
+
   test('policies and published ports apply to cluster traffic', async () => {
     const [h1, h2, h3] = w.hosts as [typeof w.hosts[0], typeof w.hosts[0], typeof w.hosts[0]];
     // A deny from h2's subnet to c-h1, on h1: h2's container is cut off, h3's is not.

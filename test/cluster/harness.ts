@@ -175,13 +175,21 @@ export class Pinger {
     this.child.stdout!.on('data', (d: Buffer) => { this.out += d.toString(); });
   }
 
-  async stop(): Promise<{ sent: number; received: number }> {
+  /**
+   * Stops the pings. Counted from the replies' sequence numbers: `sent` is the last one
+   * answered, `received` how many of 1..sent were; requests still in flight when ping was
+   * interrupted are not losses. `tail` is how many were sent after the last answer (large
+   * when the path broke at the end).
+   */
+  async stop(): Promise<{ sent: number; received: number; tail: number }> {
     const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.kill('SIGINT');
     await done;
-    const m = /(\d+) packets transmitted, (\d+) received/.exec(this.out);
+    const m = /(\d+) packets transmitted/.exec(this.out);
     if (!m) throw new Error(`ping summary missing: ${this.out.slice(-300)}`);
-    return { sent: Number(m[1]), received: Number(m[2]) };
+    const seqs = new Set([...this.out.matchAll(/bytes from .*icmp_seq=(\d+)/g)].map((x) => Number(x[1])));
+    const last = Math.max(0, ...seqs);
+    return { sent: last, received: seqs.size, tail: Number(m[1]) - last };
   }
 }
 
