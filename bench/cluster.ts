@@ -74,10 +74,9 @@ async function iperf(server: Host, sns: string, sip: string, client: Host, cns: 
   try {
     for (let i = 0; i < 50; i++) {
       const r = client.run(['ip', 'netns', 'exec', cns, 'iperf3', '-c', sip, '-t', '3', '-J'], 30_000);
-      if (r.status === 0) {
-        const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-        return j.end.sum_received.bits_per_second / 1e9;
-      }
+      const j = r.status === 0 ? JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second: number } }; error?: string } : undefined;
+      if (j?.end?.sum_received) return j.end.sum_received.bits_per_second / 1e9;
+      if (process.env.NSNET_BENCH_DEBUG) console.error(`iperf3 ${cns} → ${sip}: ${r.status} ${j?.error ?? r.stderr.slice(0, 200)}`);
       await sleep(100);
     }
     throw new Error(`iperf3 ${cns} → ${sip} failed`);
@@ -85,6 +84,8 @@ async function iperf(server: Host, sns: string, sip: string, client: Host, cns: 
     srv.kill('SIGKILL');
   }
 }
+
+const phase = (what: string): void => { if (process.env.NSNET_BENCH_DEBUG) console.error(`${new Date().toISOString()} ${what}`); };
 
 export async function run(): Promise<Section> {
   const max = Math.max(...SIZES);
@@ -102,13 +103,16 @@ export async function run(): Promise<Section> {
     let running: Host[] = [];
     for (const n of SIZES) {
       const want = w.hosts.slice(0, n - 1);
+      phase(`starting agents for ${n}`);
       await startBatch(want.filter((h) => !running.includes(h)));
+      phase('started');
       running = want;
       await w.converged(running, 60_000);
       const joiner = w.hosts[n - 1]!;
       const fromSpawn: number[] = [];
       const fromLease: number[] = [];
       for (let s = 0; s < SAMPLES; s++) {
+        phase(`join ${n} #${s}`);
         const [a, b] = await join(running, joiner);
         fromSpawn.push(a);
         fromLease.push(b);
@@ -120,6 +124,7 @@ export async function run(): Promise<Section> {
     }
     rss = w.hosts.map((h) => rssMiB(h.agent!.pid!));
 
+    phase('attach');
     // A container attaching on h1 until a container on h3 (a VXLAN peer) reaches it.
     const h1 = w.host('h1');
     const h2 = w.host('h2');
@@ -132,6 +137,7 @@ export async function run(): Promise<Section> {
       attach.push(Date.now() - t0);
     }
 
+    phase('throughput');
     // Throughput: keep h1, h2 (same segment); stop the others to free the CPU.
     for (const h of w.hosts.slice(2)) await h.stopAgent('SIGKILL');
     h1.container('ip1');
