@@ -552,6 +552,7 @@ export class Agent {
       return;
     }
     this.reconcileNow(why);
+    try { this.names?.ensureDns(); } catch (e) { this.o.log('dns-failed', { error: (e as Error).message }); }
   }
 
   /** Our lease value changed (underlay MTU or address): rewrite it under the same lease. */

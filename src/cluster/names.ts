@@ -9,7 +9,7 @@
  * any nsnet process changes it), polled every 250 ms.
  */
 import { Store } from '../store/store.js';
-import { dnsAfterChange } from '../dns/control.js';
+import { dnsAfterChange, dnsServicePid } from '../dns/control.js';
 import { SCHEMA, PREFIX } from './keys.js';
 
 export const ENDPOINTS_PREFIX = `${PREFIX}endpoints/`;
@@ -79,6 +79,14 @@ export class LocalNames {
       for (const { node, e } of entries) ins.run(this.network, e.namespace, node, JSON.stringify(e.addresses), JSON.stringify(e.aliases));
     });
     dnsAfterChange(this.store);
+  }
+
+  /**
+   * Starts the DNS service if it should run and does not (it died, or was started by a
+   * short-lived process it was tied to): names from other hosts must keep answering.
+   */
+  ensureDns(): void {
+    if (dnsServicePid(this.store.dir) === undefined) dnsAfterChange(this.store);
   }
 
   close(): void {

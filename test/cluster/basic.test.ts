@@ -108,7 +108,7 @@ describe('cluster: three hosts on an empty etcd', { skip: ETCD_MISSING }, () => 
       for (const b of w.hosts) {
         if (a === b) continue;
         let r = a.run(['ip', 'netns', 'exec', `c-${a.name}`, 'getent', 'hosts', `c-${b.name}`]);
-        for (let i = 0; i < 50 && r.status !== 0; i++) {
+        for (const end = Date.now() + 20_000; r.status !== 0 && Date.now() < end;) {
           await new Promise((res) => setTimeout(res, 100));
           r = a.run(['ip', 'netns', 'exec', `c-${a.name}`, 'getent', 'hosts', `c-${b.name}`]);
         }
