@@ -22,6 +22,7 @@ const SECTIONS: Array<{ name: string; what: string }> = [
   { name: 'bridge', what: 'attach/detach namespaces to a bridge network: nsnet vs ip script, CNI, netavark (issue 3)' },
   { name: 'dns', what: 'embedded DNS: qps and p50/p99 for local and cached forwarded names, memory with 1,000 names; vs aardvark-dns (issue 5)' },
   { name: 'policies', what: 'a new connection through 10 / 100 / 1,000 policies, adding one: nsnet compiled verdict map vs iptables rule per policy (issue 4)' },
+  { name: 'cluster', what: 'multi-host: convergence at 3/10/30 hosts, agent memory, iperf3 over host-gw and VXLAN vs one bridge (issue 7)' },
   { name: 'ports', what: 'published ports at 10 / 1,000 / 10,000: add/remove one mapping, connect latency through DNAT; nsnet vs iptables DNAT rules (issue 4)' },
   { name: 'macvlan', what: 'macvlan: attach latency vs bridge (and an ip script); container-to-container throughput (iperf3) and RTT over macvlan vs bridge vs veth pair (issue 8)' },
 ];

@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="iproute2 nftables libnftables1 iptables iputils-ping dnsutils tcpdump conntrack util-linux procps
-  containernetworking-plugins netavark aardvark-dns iperf3"
+  containernetworking-plugins netavark aardvark-dns etcd-server etcd-client iperf3 dnsperf"
 
 missing=""
 for p in $PACKAGES; do

@@ -53,6 +53,15 @@ export type ErrorCode =
   | 'PORT_NOT_FOUND'
   | 'POLICY_EXISTS'
   | 'POLICY_NOT_FOUND'
+  // multi-host cluster (src/cluster)
+  | 'CLUSTER_CONFIG_INVALID'
+  | 'CLUSTER_NOT_INITIALISED'
+  | 'CLUSTER_EXISTS'
+  | 'CLUSTER_SUBNETS_EXHAUSTED'
+  | 'ETCD_UNREACHABLE'
+  | 'NODE_NAME_IN_USE'
+  | 'NODE_NOT_FOUND'
+  | 'NODE_ALIVE'
   | 'USAGE';
 
 export interface ErrorDetails {

@@ -14,6 +14,7 @@ import type { Nsnet } from '../engine/engine.js';
 import { renderTable } from './render.js';
 import { registerDnsCommands } from './dns.js';
 import { registerServeCommand } from './server.js';
+import { registerClusterCommands } from './cluster.js';
 
 const EXIT_USER = 1;
 const EXIT_USAGE = 2;
@@ -349,6 +350,7 @@ Examples:
 
   registerDnsCommands(program);
   registerServeCommand(program);
+  registerClusterCommands(program);
   return program;
 }
 

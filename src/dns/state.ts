@@ -6,7 +6,7 @@
  * microseconds: the service checks it before answering each query, so a `connect` that
  * has returned is visible to the very next query (https://sqlite.org/pragma.html#pragma_data_version).
  *
- * This reads the `networks` and `endpoints` tables of src/store/store.ts directly (the
+ * This reads the `networks`, `endpoints` and `remote_endpoints` tables of src/store/store.ts directly (the
  * Store class opens its connection for writing and creates the schema).
  */
 import fs from 'node:fs';
@@ -34,7 +34,12 @@ export interface Snapshot {
 const NETWORKS_SQL = `SELECT n.name, n.subnets, n.internal, n.declared,
   (SELECT COUNT(*) FROM endpoints e WHERE e.network = n.name AND e.state = 'ready') AS ready
   FROM networks n ORDER BY n.name`;
-const ENDPOINTS_SQL = `SELECT network, namespace, addresses, aliases FROM endpoints WHERE state = 'ready' ORDER BY created_at, network, namespace`;
+// Endpoints on other hosts of a multi-host network (src/cluster) answer like local ones; a
+// local endpoint of the same name comes first.
+const ENDPOINTS_SQL = `SELECT network, namespace, addresses, aliases FROM (
+  SELECT network, namespace, addresses, aliases, created_at, 0 AS remote FROM endpoints WHERE state = 'ready'
+  UNION ALL SELECT network, namespace, addresses, aliases, '', 1 FROM remote_endpoints
+) ORDER BY remote, created_at, network, namespace`;
 
 function parseJson<T>(text: string, fallback: T): T {
   try { return JSON.parse(text) as T; } catch { return fallback; }

@@ -45,6 +45,11 @@ export interface NetworkSpec {
    * cannot: the parent does not deliver its own traffic to its macvlan children.
    */
   shim?: string[];
+  /**
+   * Multi-host (src/cluster): prefixes where the same network continues on other hosts.
+   * Traffic between them and this network's members is routed without NAT and let in.
+   */
+  peers?: string[];
 }
 
 export interface SubnetRecord {

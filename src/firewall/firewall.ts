@@ -29,7 +29,8 @@
  *   1. established/related traffic of nsnet networks: accept (policies are stateful)
  *   2. user policies, by priority (lower first), then creation order: accept or drop
  *   3. published ports (ct status dnat): accept
- *   4. same bridge: accept;  5. internal networks: drop in and out
+ *   4. same bridge: accept; the network's prefixes on other hosts (multi-host peers): accept
+ *   5. internal networks: drop in and out
  *   6. between two nsnet networks: drop;  7. from outside into a network: drop
  *   8. from a network to the outside: accept
  * Bridged traffic between members of one network reaches these hooks because nsnet's
@@ -54,6 +55,8 @@ add set ${T} nets4 { type ipv4_addr; flags interval; }
 add set ${T} nets6 { type ipv6_addr; flags interval; }
 add set ${T} masq4 { type ipv4_addr; flags interval; }
 add set ${T} masq6 { type ipv6_addr; flags interval; }
+add set ${T} peer_in4 { type ifname . ipv4_addr; flags interval; }
+add set ${T} peer_nat4 { type ipv4_addr . ipv4_addr; flags interval; }
 add map ${T} pub4_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
 add map ${T} pub4_ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
 add map ${T} pub6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
@@ -88,6 +91,7 @@ add rule ${T} forward iifname @bridges jump policies
 add rule ${T} forward iifname != @bridges oifname @bridges jump policies
 add rule ${T} forward oifname @bridges ct status dnat accept
 add rule ${T} forward iifname . oifname @allow_pairs accept
+add rule ${T} forward oifname . ip saddr @peer_in4 accept
 add rule ${T} forward iifname @internal drop
 add rule ${T} forward oifname @internal drop
 add rule ${T} forward iifname @bridges oifname @bridges drop
@@ -97,6 +101,7 @@ add chain ${T} nat_postrouting { type nat hook postrouting priority srcnat; poli
 add rule ${T} nat_postrouting ct status dnat ip saddr @nets4 ip daddr @nets4 masquerade
 add rule ${T} nat_postrouting ct status dnat ip6 saddr @nets6 ip6 daddr @nets6 masquerade
 add rule ${T} nat_postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade
+add rule ${T} nat_postrouting ip saddr . ip daddr @peer_nat4 return
 add rule ${T} nat_postrouting ip saddr @masq4 ip daddr != @nets4 masquerade
 add rule ${T} nat_postrouting ip6 saddr @masq6 ip6 daddr != @nets6 masquerade
 add table ${B}
@@ -125,6 +130,13 @@ function networkElements(n: NetworkRecord): Elem[] {
   for (const s of n.subnets) {
     out.push([T, isV6(s.cidr) ? 'nets6' : 'nets4', s.cidr]);
     if (n.masquerade && !n.internal) out.push([T, isV6(s.cidr) ? 'masq6' : 'masq4', s.cidr]);
+  }
+  // Multi-host: the network's prefixes on other hosts reach its members (after policies),
+  // and traffic between them is not masqueraded (src/cluster).
+  for (const p of n.declared.peers ?? []) {
+    if (isV6(p) || n.internal) continue;
+    out.push([T, 'peer_in4', `${q(n.bridge)} . ${p}`]);
+    for (const s of n.subnets) if (!isV6(s.cidr)) out.push([T, 'peer_nat4', `${s.cidr} . ${p}`]);
   }
   return out;
 }

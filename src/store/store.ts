@@ -91,6 +91,14 @@ CREATE TABLE IF NOT EXISTS cursors (
   last TEXT NOT NULL,             -- last address handed out (host-local's last_reserved_ip)
   PRIMARY KEY (network, subnet)
 );
+CREATE TABLE IF NOT EXISTS remote_endpoints (   -- multi-host: endpoints on other hosts (src/cluster), for DNS
+  network TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  node TEXT NOT NULL,
+  addresses TEXT NOT NULL,        -- JSON, without prefix
+  aliases TEXT NOT NULL,          -- JSON
+  PRIMARY KEY (network, namespace)
+);
 `;
 
 interface NetworkRow {

@@ -1,0 +1,154 @@
+/**
+ * `nsnet cluster …` and `nsnet agent`: containers across hosts (src/cluster).
+ *
+ *   nsnet cluster init --etcd URL --cidr 10.244.0.0/16 [--subnet-len 24] [--backend auto|vxlan|host-gw] [--vni N] [--port N] [--mtu N]
+ *   nsnet cluster status --etcd URL [--json]
+ *   nsnet cluster node rm NAME --etcd URL [--force]
+ *   nsnet agent --etcd URL [--node NAME] [--iface IF]      long-running, one per host
+ *
+ * `--etcd` may be replaced by NSNET_ETCD. The agent's timers take flags or environment
+ * variables, so tests can run with seconds where production uses minutes.
+ */
+import os from 'node:os';
+import { type Command, Option } from 'commander';
+import { NsnetError } from '../errors.js';
+import { resolveStateDir } from '../store/store.js';
+import { renderTable } from './render.js';
+
+const print = (s: string): void => { process.stdout.write(`${s}\n`); };
+
+function intArg(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new NsnetError('USAGE', `invalid ${name} "${v}": must be an integer ${min}–${max}`);
+    return n;
+  };
+}
+
+/** Seconds, possibly fractional ("0.5"), from a flag or an environment variable. */
+function seconds(name: string, flag: string | undefined, env: string, dflt: number, min: number): number {
+  const text = flag ?? process.env[env];
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || n < min) throw new NsnetError('USAGE', `invalid ${name} "${text}" (${flag !== undefined ? 'flag' : env}): seconds, at least ${min}`);
+  return n;
+}
+
+const etcdOpt = (): Option => new Option('--etcd <urls>', 'etcd endpoint(s), comma-separated (default: $NSNET_ETCD)');
+
+export function registerClusterCommands(program: Command): void {
+  const cluster = program.command('cluster').description('containers across hosts: subnets per host, routes and VXLAN, state in etcd')
+    .addHelpText('after', `
+Every host runs \`nsnet agent\`; it leases a subnet of the cluster CIDR and creates the local
+network "cluster", so \`nsnet connect cluster c1\` works as on one host. Hosts on the same L2
+segment reach each other with plain routes (host-gw); others through a VXLAN overlay.
+
+Examples:
+  nsnet cluster init --etcd http://10.0.0.2:2379 --cidr 10.244.0.0/16
+  nsnet agent --etcd http://10.0.0.2:2379 --node h1 --iface eth0 &
+  nsnet cluster status --etcd http://10.0.0.2:2379 --json
+  nsnet cluster node rm h3 --etcd http://10.0.0.2:2379`);
+
+  cluster.command('init').description('write the cluster config to etcd (once; the same config again is a no-op)')
+    .addOption(etcdOpt())
+    .requiredOption('--cidr <cidr>', 'cluster CIDR (IPv4), split into one subnet per host')
+    .option('--subnet-len <n>', 'prefix length of each host\'s subnet (default 24, or CIDR length + 2)', intArg('--subnet-len', 1, 32))
+    .addOption(new Option('--backend <type>', 'how hosts reach each other').choices(['auto', 'vxlan', 'host-gw']).default('auto'))
+    .option('--vni <n>', 'VXLAN network identifier (default 1)', intArg('--vni', 1, 0xffffff))
+    .option('--port <n>', 'VXLAN UDP port (default 8472)', intArg('--port', 1, 65535))
+    .option('--mtu <n>', 'tunnel MTU (default: smallest underlay MTU - 50)', intArg('--mtu', 576, 65535))
+    .option('--json', 'print the config as JSON')
+    .action(async (o: { etcd?: string; cidr: string; subnetLen?: number; backend: string; vni?: number; port?: number; mtu?: number; json?: boolean }) => {
+      const { parseEndpoints } = await import('../cluster/etcd.js');
+      const { initCluster } = await import('../cluster/admin.js');
+      const urls = parseEndpoints(o.etcd);
+      const r = await initCluster(urls, { cidr: o.cidr, subnetLen: o.subnetLen, backend: o.backend, vni: o.vni, port: o.port, mtu: o.mtu });
+      if (o.json) return print(JSON.stringify({ ...r.config, created: r.created }, null, 2));
+      print(`cluster ${r.created ? 'initialised' : 'already initialised'}: ${r.config.network}, /${r.config.subnetLen} per host, backend ${r.config.backend}, VNI ${r.config.vni}, port ${r.config.port}`);
+    });
+
+  cluster.command('status').description('nodes, subnets, backend per peer, health')
+    .addOption(etcdOpt()).option('--json', 'machine-readable output')
+    .action(async (o: { etcd?: string; json?: boolean }) => {
+      const { parseEndpoints } = await import('../cluster/etcd.js');
+      const { clusterStatus } = await import('../cluster/admin.js');
+      const s = await clusterStatus(parseEndpoints(o.etcd));
+      if (o.json) return print(JSON.stringify(s, null, 2));
+      print(`cluster ${s.config.network} (/${s.config.subnetLen} per host, backend ${s.config.backend}, VNI ${s.config.vni}, port ${s.config.port}) at ${s.etcd.join(',')}, revision ${s.revision}`);
+      print(renderTable(['NODE', 'SUBNET', 'ADDRESS', 'AGENT', 'LEASE', 'PEERS', 'PROBLEMS'], s.nodes.map((n) => [
+        n.name, n.subnet ?? '-', n.publicIp ?? '-', n.alive ? 'up' : 'DOWN', n.leaseTtl === null ? '-' : `${n.leaseTtl}s`,
+        Object.entries(n.peers).map(([p, v]) => `${p}:${v.backend}`).join(' ') || '-', n.errors.join('; ') || '-',
+      ])));
+    });
+
+  const node = cluster.command('node').description('cluster nodes');
+  node.command('rm <name>').alias('del').description('retire a dead host\'s subnet lease now (peers withdraw its routes)')
+    .addOption(etcdOpt()).option('-f, --force', 'even if its agent still runs')
+    .action(async (name: string, o: { etcd?: string; force?: boolean }) => {
+      const { parseEndpoints } = await import('../cluster/etcd.js');
+      const { removeNode } = await import('../cluster/admin.js');
+      const r = await removeNode(parseEndpoints(o.etcd), name, { force: o.force });
+      print(`node ${name} removed${r.subnets.length ? ` (released ${r.subnets.join(', ')})` : ''}`);
+    });
+
+  program.command('agent').description('the multi-host agent (long-running, one per host)')
+    .addOption(etcdOpt())
+    .option('--node <name>', 'this host\'s node name (default: the hostname)')
+    .option('--iface <dev>', 'underlay interface (default: the one of the default route)')
+    .option('--lease-ttl <s>', 'subnet lease TTL, seconds (env NSNET_CLUSTER_LEASE_TTL; default 3600)')
+    .option('--heartbeat-ttl <s>', 'agent heartbeat TTL, seconds (env NSNET_CLUSTER_HEARTBEAT_TTL; default 15)')
+    .option('--resync <s>', 'kernel resync period, seconds (env NSNET_CLUSTER_RESYNC; default 30)')
+    .option('--relist <s>', 'full etcd re-list period, seconds (env NSNET_CLUSTER_RELIST; default 600)')
+    .option('--max-backoff <s>', 'longest wait between etcd retries, seconds (env NSNET_CLUSTER_MAX_BACKOFF; default 10)')
+    .addHelpText('after', `
+Logs one JSON object per line on stdout. Stops on SIGTERM/SIGINT, leaving routes and the
+subnet lease in place: restarted within the lease it takes both back without a lost packet.
+
+Example:
+  nsnet agent --etcd http://10.0.0.2:2379 --node h1 --iface eth0`)
+    .action(async (o: { etcd?: string; node?: string; iface?: string; leaseTtl?: string; heartbeatTtl?: string; resync?: string; relist?: string; maxBackoff?: string }, cmd: Command) => {
+      const { parseEndpoints } = await import('../cluster/etcd.js');
+      const { validateNodeName } = await import('../cluster/keys.js');
+      const { Agent } = await import('../cluster/agent.js');
+      const nodeName = o.node ?? os.hostname();
+      validateNodeName(nodeName);
+      const log = (event: string, fields: Record<string, unknown> = {}): void => {
+        print(JSON.stringify({ ts: new Date().toISOString(), node: nodeName, event, ...fields }));
+      };
+      const agent = new Agent({
+        endpoints: parseEndpoints(o.etcd),
+        node: nodeName,
+        iface: o.iface,
+        stateDir: resolveStateDir(cmd.optsWithGlobals<{ stateDir?: string }>().stateDir),
+        leaseTtl: Math.ceil(seconds('--lease-ttl', o.leaseTtl, 'NSNET_CLUSTER_LEASE_TTL', 3600, 2)),
+        heartbeatTtl: Math.ceil(seconds('--heartbeat-ttl', o.heartbeatTtl, 'NSNET_CLUSTER_HEARTBEAT_TTL', 15, 2)),
+        resyncMs: seconds('--resync', o.resync, 'NSNET_CLUSTER_RESYNC', 30, 0.1) * 1000,
+        relistMs: seconds('--relist', o.relist, 'NSNET_CLUSTER_RELIST', 600, 1) * 1000,
+        maxBackoffMs: seconds('--max-backoff', o.maxBackoff, 'NSNET_CLUSTER_MAX_BACKOFF', 10, 0.1) * 1000,
+        log,
+      });
+      let onSignal: () => void = () => undefined;
+      const stopped = new Promise<void>((resolve) => { onSignal = resolve; });
+      process.once('SIGTERM', () => onSignal());
+      process.once('SIGINT', () => onSignal());
+      // A signal during start-up (etcd still unreachable, say) stops the agent cleanly.
+      const starting = agent.start();
+      let first: 'started' | 'stopped';
+      try {
+        first = await Promise.race([starting.then(() => 'started' as const), stopped.then(() => 'stopped' as const)]);
+      } catch (e) {
+        await agent.stop();
+        throw e;
+      }
+      if (first === 'stopped') {
+        starting.catch(() => undefined);
+        await agent.stop();
+        log('stopped');
+        return;
+      }
+      log('running');
+      await stopped;
+      await agent.stop();
+      log('stopped');
+    });
+}

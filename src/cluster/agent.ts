@@ -1,0 +1,651 @@
+/**
+ * `nsnet agent`: one per host. It leases a subnet of the cluster CIDR in etcd, creates the
+ * local bridge network `cluster` holding that subnet (so `nsnet connect cluster c1` works
+ * as on one host), and keeps the kernel's routes / VXLAN neighbour / FDB entries towards
+ * every other host equal to what etcd says (dataplane.ts).
+ *
+ * Control loop (reference/multihost-overlay.md §5.2, flannel's lessons in §1.4–1.5):
+ *  1. one consistent listing of `subnets/` at revision R, reconcile;
+ *  2. a watch from R+1; events update the model and schedule a reconcile (debounced);
+ *  3. a watch that is cancelled (compaction: `mvcc: required revision has been compacted`)
+ *     or fails leads to one fresh listing at a new revision and a new watch, with backoff —
+ *     never a hot loop (flannel #2470);
+ *  4. a periodic kernel resync repairs entries deleted by hand and a deleted VXLAN device;
+ *     a periodic re-list catches anything a watch could have missed;
+ *  5. etcd unreachable: the model and the data plane stay as they are (flannel #294, #636);
+ *     leases are kept alive by etcd KeepAlive and re-granted + re-put (same subnet, by
+ *     compare-and-swap) when lost — the agent never exits and never flushes routes for that.
+ *
+ * Ownership: the subnet key is bound to a persistent node id (state dir), so a restarted
+ * agent takes its own subnet back; the node name key (`nodes/NAME`, heartbeat lease) can be
+ * held by one node id only, so two agents claiming one name cannot both win.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import { NsnetError, isNsnetError } from '../errors.js';
+import { Netns } from '../kernel/netns/netns.js';
+import { getLink } from '../kernel/netlink/route/link.js';
+import { listRoutes } from '../kernel/netlink/route/route.js';
+import { randomMac } from '../ipam/address.js';
+import { Nsnet } from '../engine/engine.js';
+import { connectEtcd, unreachable } from './etcd.js';
+import {
+  CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
+  type ClusterConfig, type NodeRecord, type SubnetLease,
+} from './keys.js';
+import { fitsConfig, pickFreeSubnet, planDataplane, type DataplanePlan } from './plan.js';
+import { readUnderlay, reconcile, type Underlay } from './dataplane.js';
+import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndpoint } from './names.js';
+
+export const CLUSTER_NETWORK = 'cluster';
+
+export interface AgentOptions {
+  endpoints: string[];
+  node: string;
+  /** Underlay interface; default: the interface of the default route. */
+  iface?: string;
+  stateDir: string;
+  /** Subnet lease TTL in seconds (the data plane towards a dead host is withdrawn after it). */
+  leaseTtl: number;
+  /** Heartbeat (node name) lease TTL in seconds. */
+  heartbeatTtl: number;
+  /** Kernel resync period, ms. */
+  resyncMs: number;
+  /** Full etcd re-list period, ms. */
+  relistMs: number;
+  /** Largest wait between etcd retries, ms. */
+  maxBackoffMs: number;
+  log: (event: string, fields?: Record<string, unknown>) => void;
+}
+
+interface LocalState {
+  nodeId: string;
+  vtepMac: string;
+  subnet?: string;
+  subnetLeaseId?: string;
+  heartbeatLeaseId?: string;
+}
+
+interface Entry { lease: SubnetLease; modRevision: string }
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class Agent {
+  private readonly host = Netns.host();
+  private client!: Etcd3;
+  private config!: ClusterConfig;
+  private underlay!: Underlay;
+  private state!: LocalState;
+  private subnetLease: Lease | undefined;
+  private heartbeatLease: Lease | undefined;
+  private readonly model = new Map<string, Entry>();
+  private revision = '0';
+  private watcher: Watcher | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private pending: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private relisting = false;
+  private relistFailures = 0;
+  private lastStatus = '';
+  private errors: string[] = [];
+  private readonly stateFile: string;
+  private readonly urls: string[];
+  /** Names across hosts (names.ts): what we published, and every host's endpoints by key. */
+  private names: LocalNames | undefined;
+  private readonly published = new Map<string, string>();
+  private forcePublish = true;
+  private publishing = false;
+  private readonly remote = new Map<string, { node: string; e: SharedEndpoint }>();
+  private pendingNames: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: AgentOptions) {
+    this.stateFile = path.join(o.stateDir, 'cluster-agent.json');
+    this.urls = o.endpoints;
+  }
+
+  // ---- start-up ---------------------------------------------------------------------------
+
+  /** Runs until stop(). Throws (before changing anything) on bad input. */
+  async start(): Promise<void> {
+    // Everything that can be refused is checked before the first change.
+    const iface = this.o.iface ?? this.defaultIface();
+    if (!getLink(this.host, iface)) {
+      throw new NsnetError('LINK_NOT_FOUND', `underlay interface ${iface} not found on this host (--iface)`, { object: iface });
+    }
+    this.underlay = readUnderlay(this.host, iface);
+    if (!this.underlay.publicIp) throw new NsnetError('LINK_NOT_FOUND', `underlay interface ${iface} has no IPv4 address`, { object: iface });
+    this.state = this.loadState();
+    this.client = connectEtcd(this.urls);
+    this.config = await this.retry('read the cluster config', () => this.readConfig());
+    this.o.log('config', { ...this.config });
+    this.checkOverlap();
+    await this.retry('claim the node name', () => this.claimNode());
+    const subnet = await this.retry('lease a subnet', () => this.acquireSubnet());
+    this.o.log('leased', { subnet, node: this.o.node, publicIp: this.underlay.publicIp });
+    this.ensureNetwork(subnet);
+    this.names = new LocalNames(this.o.stateDir, CLUSTER_NETWORK);
+    await this.retry('list the cluster', () => this.relist());
+    this.timers.push(setInterval(() => { void this.publishNames(); }, 250));
+    this.timers.push(setInterval(() => this.resync('timer'), this.o.resyncMs));
+    this.timers.push(setInterval(() => { void this.relistSafe('periodic'); }, this.o.relistMs));
+  }
+
+  private defaultIface(): string {
+    const def = listRoutes(this.host, { family: 4 }).find((r) => r.dst === 'default' && r.dev !== undefined);
+    const link = def?.dev !== undefined ? getLink(this.host, def.dev) : undefined;
+    if (!link) throw new NsnetError('LINK_NOT_FOUND', 'no default route to pick the underlay interface from: pass --iface', { object: 'default' });
+    return link.name;
+  }
+
+  private loadState(): LocalState {
+    try {
+      const s = JSON.parse(fs.readFileSync(this.stateFile, 'utf8')) as LocalState;
+      if (typeof s.nodeId === 'string' && typeof s.vtepMac === 'string') return s;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log('state-unreadable', { file: this.stateFile, error: String(e) });
+    }
+    const s: LocalState = { nodeId: crypto.randomUUID(), vtepMac: randomMac().toString() };
+    this.saveState(s);
+    return s;
+  }
+
+  private saveState(s: LocalState = this.state): void {
+    fs.mkdirSync(path.dirname(this.stateFile), { recursive: true });
+    const tmp = `${this.stateFile}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`);
+    fs.renameSync(tmp, this.stateFile);
+  }
+
+  /**
+   * Retries `fn` while etcd is unreachable, with exponential backoff, logging one line per
+   * attempt; refusals (NsnetError other than ETCD_UNREACHABLE / not initialised) propagate.
+   */
+  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let wait = 250;
+    for (;;) {
+      if (this.stopped) throw new NsnetError('USAGE', 'agent stopped');
+      try {
+        return await fn();
+      } catch (e) {
+        let err = e;
+        if (!(e instanceof NsnetError)) err = unreachable(this.urls, e);
+        const ne = err as NsnetError;
+        if (ne.code !== 'ETCD_UNREACHABLE' && ne.code !== 'CLUSTER_NOT_INITIALISED') throw ne;
+        this.o.log('retry', { what, error: ne.message, retryInMs: wait });
+        await sleep(wait);
+        wait = Math.min(this.o.maxBackoffMs, wait * 2);
+      }
+    }
+  }
+
+  private async readConfig(): Promise<ClusterConfig> {
+    const text = await this.client.get(CONFIG_KEY).string();
+    if (text === null) {
+      throw new NsnetError('CLUSTER_NOT_INITIALISED', `no cluster config in etcd at ${this.urls.join(',')}: run \`nsnet cluster init\` first`);
+    }
+    return parseConfig(text);
+  }
+
+  /** The cluster CIDR must not overlap this host's underlay (it would shadow peers' addresses). */
+  private checkOverlap(): void {
+    const net = this.config.network;
+    for (const p of this.underlay.onLink) {
+      if (cidrOverlap(p, net)) {
+        throw new NsnetError('SUBNET_OVERLAP', `cluster CIDR ${net} overlaps ${p} on the underlay interface ${this.underlay.iface}`, { object: net });
+      }
+    }
+  }
+
+  private nodeRecord(): NodeRecord {
+    const peers: NodeRecord['peers'] = {};
+    for (const p of this.lastPlan?.peers ?? []) peers[p.node] = { backend: p.backend, subnet: p.subnet };
+    return {
+      schema: SCHEMA, nodeId: this.state.nodeId, subnet: this.state.subnet ?? '', publicIp: this.underlay.publicIp,
+      startedAt: this.startedAt, pid: process.pid, peers, revision: this.revision, errors: this.errors,
+    };
+  }
+
+  private readonly startedAt = new Date().toISOString();
+  private lastPlan: DataplanePlan | undefined;
+
+  private newLease(ttl: number, which: 'subnet' | 'heartbeat'): Lease {
+    const lease = this.client.lease(ttl);
+    lease.on('lost', (err) => {
+      if (this.stopped) return;
+      this.o.log('lease-lost', { which, error: err.message });
+      void this.regain(which);
+    });
+    return lease;
+  }
+
+  /**
+   * The lease's id, granting it first if needed. The library's Lease keeps the promise of
+   * its one grant: a grant that failed (etcd away) fails forever, so such a Lease is
+   * dropped and the next attempt makes a new one.
+   */
+  private async grant(which: 'subnet' | 'heartbeat'): Promise<string> {
+    let lease = which === 'subnet' ? this.subnetLease : this.heartbeatLease;
+    if (!lease) {
+      lease = this.newLease(which === 'subnet' ? this.o.leaseTtl : this.o.heartbeatTtl, which);
+      if (which === 'subnet') this.subnetLease = lease; else this.heartbeatLease = lease;
+    }
+    try {
+      return await lease.grant();
+    } catch (e) {
+      lease.removeAllListeners('lost');
+      lease.release();
+      if (which === 'subnet' && this.subnetLease === lease) this.subnetLease = undefined;
+      if (which === 'heartbeat' && this.heartbeatLease === lease) this.heartbeatLease = undefined;
+      throw e;
+    }
+  }
+
+  /** Claims `nodes/NAME` for this node id; another live node id holding it is a refusal. */
+  private async claimNode(): Promise<void> {
+    const key = nodeKey(this.o.node);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const res = await this.client.get(key).exec();
+      const kv = res.kvs[0];
+      const id = await this.grant('heartbeat');
+      const value = JSON.stringify(this.nodeRecord());
+      if (kv) {
+        const cur = parseNode(kv.value.toString());
+        if (!cur || cur.nodeId !== this.state.nodeId) {
+          await this.dropLease('heartbeat');
+          throw new NsnetError('NODE_NAME_IN_USE', `node name ${this.o.node} is held by a live agent (node id ${cur?.nodeId ?? '?'}, ${cur?.publicIp ?? '?'}, pid ${cur?.pid ?? '?'}): choose another --node`, { object: this.o.node });
+        }
+        const r = await this.client.if(key, 'Mod', '==', kv.mod_revision).then(this.client.put(key).value(value).lease(id)).commit();
+        if (r.succeeded) return this.forgetOldLease('heartbeat', kv.lease, id);
+      } else {
+        const r = await this.client.if(key, 'Version', '==', 0).then(this.client.put(key).value(value).lease(id)).commit();
+        if (r.succeeded) return this.forgetOldLease('heartbeat', undefined, id);
+      }
+    }
+    throw new NsnetError('NODE_NAME_IN_USE', `node name ${this.o.node} keeps changing hands in etcd; is another agent starting with it?`, { object: this.o.node });
+  }
+
+  private async dropLease(which: 'subnet' | 'heartbeat'): Promise<void> {
+    const l = which === 'subnet' ? this.subnetLease : this.heartbeatLease;
+    if (which === 'subnet') this.subnetLease = undefined; else this.heartbeatLease = undefined;
+    if (l) await l.revoke().catch(() => undefined);
+  }
+
+  /**
+   * After taking a key over with a new lease, revokes the lease a previous run of this
+   * agent left (recorded in the state file), so it does not linger for a full TTL.
+   */
+  private forgetOldLease(which: 'subnet' | 'heartbeat', previous: string | undefined, current: string): void {
+    const field = which === 'subnet' ? 'subnetLeaseId' : 'heartbeatLeaseId';
+    const old = this.state[field];
+    this.state[field] = current;
+    this.saveState();
+    if (old && old !== current && (previous === undefined || previous === old)) {
+      void this.client.leaseClient.leaseRevoke({ ID: old }).catch(() => undefined);
+    }
+  }
+
+  private leaseValue(): string {
+    const v: SubnetLease = {
+      schema: SCHEMA, nodeId: this.state.nodeId, node: this.o.node, publicIp: this.underlay.publicIp,
+      underlayMtu: this.underlay.mtu, vtepMac: this.state.vtepMac,
+    };
+    return JSON.stringify(v);
+  }
+
+  /**
+   * Leases a subnet: the one in the state file if it is free or already ours (compare-and-
+   * swap: etcd compares are AND-only, so "absent" and "mine at revision N" are two
+   * transactions), otherwise a free one picked at random; 10 attempts against races.
+   */
+  private async acquireSubnet(): Promise<string> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const id = await this.grant('subnet');
+      const all = await this.client.getAll().prefix(SUBNETS_PREFIX).exec();
+      const taken = new Map<string, { lease: SubnetLease | undefined; mod: string; leaseId: string }>();
+      for (const kv of all.kvs) {
+        const s = subnetOfKey(kv.key.toString());
+        if (s) taken.set(s, { lease: parseLease(kv.value.toString()), mod: kv.mod_revision, leaseId: kv.lease });
+      }
+      // A subnet this node already holds in etcd wins over the state file (state dir lost).
+      let want = [...taken].find(([, v]) => v.lease?.nodeId === this.state.nodeId)?.[0];
+      if (!want && this.state.subnet && fitsConfig(this.config, this.state.subnet)) {
+        const cur = taken.get(this.state.subnet);
+        if (!cur || cur.lease?.nodeId === this.state.nodeId) want = this.state.subnet;
+      }
+      want ??= pickFreeSubnet(this.config, new Set(taken.keys()));
+      if (!fitsConfig(this.config, want)) want = pickFreeSubnet(this.config, new Set(taken.keys()));
+      const key = subnetKey(want);
+      const cur = taken.get(want);
+      const put = this.client.put(key).value(this.leaseValue()).lease(id);
+      const r = cur
+        ? await this.client.if(key, 'Mod', '==', cur.mod).then(put).commit()
+        : await this.client.if(key, 'Version', '==', 0).then(put).commit();
+      if (r.succeeded) {
+        this.state.subnet = want;
+        this.forgetOldLease('subnet', cur?.leaseId, id);
+        return want;
+      }
+      this.o.log('lease-race', { subnet: want, attempt });
+    }
+    throw new NsnetError('CLUSTER_SUBNETS_EXHAUSTED', 'could not lease a subnet after 10 attempts (other agents keep winning the race)');
+  }
+
+  private readonly regaining = new Set<'subnet' | 'heartbeat'>();
+
+  /**
+   * Re-grants a lost lease and re-puts our key(s) with it; retried with backoff, never exits.
+   * Single-flight per lease: a lost lease and the deletion of our key often arrive together.
+   */
+  private async regain(which: 'subnet' | 'heartbeat'): Promise<void> {
+    if (this.regaining.has(which)) return;
+    this.regaining.add(which);
+    const old = which === 'subnet' ? this.subnetLease : this.heartbeatLease;
+    old?.release();
+    if (which === 'subnet') this.subnetLease = undefined; else this.heartbeatLease = undefined;
+    try {
+      if (which === 'heartbeat') {
+        await this.retry('re-claim the node name', () => this.claimNode());
+      } else {
+        const before = this.state.subnet;
+        const s = await this.retry('re-lease the subnet', () => this.acquireSubnet());
+        this.forcePublish = true; // the names were bound to the lost lease
+        if (s !== before) {
+          // Another node took our subnet while we were away: containers here keep their old
+          // addresses, which now belong to someone else. Say so loudly; an operator must act.
+          this.errors = [`subnet ${before} was taken by another node while this agent was cut off; now leased ${s}: restart the agent after moving containers`];
+          this.o.log('subnet-changed', { from: before, to: s });
+        } else {
+          this.o.log('re-leased', { subnet: s });
+        }
+      }
+    } catch (e) {
+      if (this.stopped) return;
+      this.o.log('regain-failed', { which, error: (e as Error).message });
+    } finally {
+      this.regaining.delete(which);
+    }
+  }
+
+  /** Creates the local network `cluster` with the leased subnet (or checks the one there). */
+  private ensureNetwork(subnet: string): void {
+    const mtu = this.config.backend === 'host-gw' ? this.underlay.mtu : (this.config.mtu || this.underlay.mtu - 50);
+    withEngine(this.o.stateDir, (net) => {
+      const cur = net.store.network(CLUSTER_NETWORK);
+      if (cur) {
+        if (cur.subnets.some((s) => s.cidr === subnet)) return;
+        if (net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
+          throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnet}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
+        }
+        net.removeNetwork(CLUSTER_NETWORK);
+      }
+      net.createNetwork({ name: CLUSTER_NETWORK, subnets: [subnet], mtu, peers: [this.config.network] });
+      this.o.log('network', { name: CLUSTER_NETWORK, subnet, mtu });
+    });
+  }
+
+  // ---- listing, watching, reconciling -----------------------------------------------------
+
+  private async relist(): Promise<void> {
+    const res = await this.client.getAll().prefix(PREFIX).exec();
+    this.model.clear();
+    this.remote.clear();
+    for (const kv of res.kvs) this.apply('put', kv.key.toString(), kv.value.toString(), kv.mod_revision);
+    this.scheduleNames();
+    this.revision = res.header.revision;
+    this.o.log('listed', { revision: this.revision, subnets: this.model.size });
+    this.reconcileNow('list');
+    await this.watch();
+  }
+
+  /** Re-lists with backoff after a watch failure; only one at a time (no hot loop). */
+  private async relistSafe(why: string): Promise<void> {
+    if (this.relisting || this.stopped) return;
+    this.relisting = true;
+    try {
+      await this.closeWatch();
+      for (;;) {
+        if (this.stopped) return;
+        try {
+          this.o.log('relist', { why });
+          await this.relist();
+          this.relistFailures = 0;
+          return;
+        } catch (e) {
+          this.relistFailures++;
+          const wait = Math.min(this.o.maxBackoffMs, 250 * 2 ** Math.min(this.relistFailures, 8));
+          this.o.log('retry', { what: 'list the cluster', error: unreachable(this.urls, e).message, retryInMs: wait });
+          await sleep(wait);
+        }
+      }
+    } finally {
+      this.relisting = false;
+    }
+  }
+
+  private async closeWatch(): Promise<void> {
+    const w = this.watcher;
+    this.watcher = undefined;
+    // A watcher etcd already cancelled (compaction) never gets an answer to cancel(): bound
+    // the wait, it only matters for live ones.
+    if (w) await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
+  }
+
+  private async watch(): Promise<void> {
+    await this.closeWatch();
+    const w = await this.client.watch().prefix(PREFIX).startRevision(String(BigInt(this.revision) + 1n)).create();
+    if (this.stopped) { await w.cancel().catch(() => undefined); return; }
+    this.watcher = w;
+    w.on('data', (res) => {
+      if (w !== this.watcher) return;
+      let subnets = false;
+      let names = false;
+      for (const ev of res.events) {
+        const kv = ev.kv;
+        const key = kv.key.toString();
+        subnets ||= key.startsWith(SUBNETS_PREFIX);
+        names ||= parseEndpointKey(key) !== undefined;
+        this.apply(ev.type === 'Delete' ? 'delete' : 'put', key, kv.value.toString(), kv.mod_revision);
+      }
+      this.revision = res.header.revision;
+      // Only subnet changes touch the kernel; agents' status writes (nodes/) touch nothing.
+      if (subnets) this.schedule();
+      if (names) this.scheduleNames();
+    });
+    // A cancelled watch (compaction: the revision we resume from is gone) or a broken one:
+    // start over with a fresh listing, exactly once (relistSafe is single-flight).
+    w.on('error', (err) => {
+      if (w !== this.watcher) return;
+      this.watcher = undefined;
+      this.o.log('watch-error', { error: err.message, revision: this.revision });
+      void this.relistSafe('watch-error');
+    });
+    w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: err.message }); });
+  }
+
+  private apply(kind: 'put' | 'delete', key: string, value: string, modRevision: string): void {
+    const ep = parseEndpointKey(key);
+    if (ep) {
+      const e = kind === 'put' ? parseShared(value) : undefined;
+      if (e) this.remote.set(key, { node: ep[0], e }); else this.remote.delete(key);
+      return;
+    }
+    const subnet = subnetOfKey(key);
+    if (!subnet) return;
+    if (kind === 'delete') {
+      this.model.delete(subnet);
+      // Our own key gone (expired while we were cut off, or removed by hand) while we run:
+      // put it back. Peers withdrew us meanwhile; they re-add us when it returns.
+      if (subnet === this.state.subnet && !this.stopped) {
+        this.o.log('own-lease-deleted', { subnet });
+        void this.regain('subnet');
+      }
+      return;
+    }
+    const lease = parseLease(value);
+    if (!lease) { this.o.log('bad-lease-value', { key }); return; }
+    if (!fitsConfig(this.config, subnet)) { this.o.log('lease-outside-cidr', { key }); return; }
+    this.model.set(subnet, { lease, modRevision });
+  }
+
+  private schedule(): void {
+    if (this.pending) return;
+    this.pending = setTimeout(() => { this.pending = undefined; this.reconcileNow('watch'); }, 20);
+  }
+
+  private scheduleNames(): void {
+    if (this.pendingNames || !this.names) return;
+    this.pendingNames = setTimeout(() => {
+      this.pendingNames = undefined;
+      if (this.stopped || !this.names) return;
+      try {
+        this.names.writeRemote([...this.remote.values()].filter((r) => r.node !== this.o.node));
+      } catch (e) {
+        this.o.log('names-failed', { error: (e as Error).message });
+      }
+    }, 50);
+  }
+
+  /** Mirrors the local `cluster` endpoints to etcd (under the subnet lease) when they change. */
+  private async publishNames(): Promise<void> {
+    if (this.publishing || this.stopped || !this.names || !this.state.subnetLeaseId) return;
+    const force = this.forcePublish;
+    const local = force ? this.names.local() : this.names.changed();
+    if (!local) return;
+    this.publishing = true;
+    this.forcePublish = false;
+    try {
+      const lease = this.state.subnetLeaseId;
+      const want = new Map([...local].map(([ns, e]) => [endpointKey(this.o.node, ns), JSON.stringify(e)]));
+      for (const [key, value] of want) {
+        if (!force && this.published.get(key) === value) continue;
+        await this.client.put(key).value(value).lease(lease).exec();
+        this.published.set(key, value);
+      }
+      for (const key of [...this.published.keys()]) {
+        if (want.has(key)) continue;
+        await this.client.delete().key(key).exec();
+        this.published.delete(key);
+      }
+    } catch (e) {
+      this.forcePublish = true; // retried on the next tick
+      this.o.log('retry', { what: 'publish endpoint names', error: unreachable(this.urls, e).message });
+    } finally {
+      this.publishing = false;
+    }
+  }
+
+  /** Periodic safety net: re-reads the underlay (MTU, address) and re-applies the plan. */
+  private resync(why: string): void {
+    if (this.stopped) return;
+    try {
+      const u = readUnderlay(this.host, this.underlay.iface);
+      if (u.mtu !== this.underlay.mtu || u.publicIp !== this.underlay.publicIp) {
+        this.o.log('underlay-changed', { mtu: u.mtu, publicIp: u.publicIp });
+        this.underlay = u;
+        void this.republish();
+      }
+      this.underlay = u;
+    } catch (e) {
+      this.o.log('underlay-missing', { iface: this.underlay.iface, error: (e as Error).message });
+      return;
+    }
+    this.reconcileNow(why);
+    try { this.names?.ensureDns(); } catch (e) { this.o.log('dns-failed', { error: (e as Error).message }); }
+  }
+
+  /** Our lease value changed (underlay MTU or address): rewrite it under the same lease. */
+  private async republish(): Promise<void> {
+    const subnet = this.state.subnet;
+    const id = this.state.subnetLeaseId;
+    if (!subnet || !id) return;
+    try {
+      await this.client.put(subnetKey(subnet)).value(this.leaseValue()).lease(id).exec();
+    } catch (e) {
+      this.o.log('retry', { what: 'publish the underlay change', error: unreachable(this.urls, e).message });
+      setTimeout(() => { void this.republish(); }, 1000);
+    }
+  }
+
+  private reconcileNow(why: string): void {
+    if (this.stopped || !this.state.subnet) return;
+    const leases = new Map([...this.model].map(([s, e]) => [s, e.lease]));
+    const plan = planDataplane(this.config, { subnet: this.state.subnet, onLink: this.underlay.onLink, underlayMtu: this.underlay.mtu }, leases);
+    const errors = plan.peers.filter((p) => p.reason).map((p) => p.reason!);
+    try {
+      const t0 = performance.now();
+      const r = reconcile(this.host, this.config, this.underlay, this.state.subnet, this.state.vtepMac, plan);
+      this.lastPlan = plan;
+      this.errors = errors;
+      if (r.changes > 0 || why !== 'timer') {
+        this.o.log('reconciled', {
+          why, changes: r.changes, recreatedDevice: r.recreatedDevice, peers: plan.peers.length, revision: this.revision,
+          ms: Math.round((performance.now() - t0) * 100) / 100,
+        });
+      }
+    } catch (e) {
+      if (!isNsnetError(e)) throw e;
+      this.errors = [...errors, e.message];
+      this.o.log('reconcile-failed', { why, error: e.message });
+    }
+    void this.publishStatus();
+  }
+
+  /** Writes nodes/NAME (under the heartbeat lease) when what it says changed. */
+  private async publishStatus(): Promise<void> {
+    const rec = this.nodeRecord();
+    const text = JSON.stringify({ ...rec, revision: '' });
+    if (text === this.lastStatus || !this.heartbeatLease || !this.state.heartbeatLeaseId) return;
+    this.lastStatus = text;
+    try {
+      await this.client.put(nodeKey(this.o.node)).value(JSON.stringify(rec)).lease(this.state.heartbeatLeaseId).exec();
+    } catch {
+      this.lastStatus = ''; // try again on the next reconcile
+    }
+  }
+
+  /**
+   * Stops the loops and releases the node name. The subnet lease and the kernel state stay:
+   * a restart within the lease takes both back without a dropped packet (flannel keeps its
+   * data plane on exit too); a host that stays away is withdrawn by peers when it expires.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    if (this.pending) clearTimeout(this.pending);
+    if (this.pendingNames) clearTimeout(this.pendingNames);
+    this.names?.close();
+    this.names = undefined;
+    await this.closeWatch();
+    this.subnetLease?.release();
+    await this.dropLease('heartbeat');
+    this.client?.close();
+  }
+}
+
+function cidrOverlap(a: string, b: string): boolean {
+  const parse = (c: string): [bigint, bigint] => {
+    const [ip, len] = c.split('/');
+    const v = ip!.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+    const size = 1n << BigInt(32 - Number(len));
+    const start = v - (v % size);
+    return [start, start + size - 1n];
+  };
+  const [a0, a1] = parse(a);
+  const [b0, b1] = parse(b);
+  return a0 <= b1 && b0 <= a1;
+}
+
+export { cidrOverlap };
+
+/** Runs `fn` with an engine on `stateDir`, closed afterwards (the agent holds none between uses). */
+function withEngine<T>(stateDir: string, fn: (net: Nsnet) => T): T {
+  const net = new Nsnet({ stateDir });
+  try {
+    return fn(net);
+  } finally {
+    net.close();
+  }
+}
