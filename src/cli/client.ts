@@ -20,22 +20,31 @@ function forwardable(argv: readonly string[]): boolean {
   return FORWARDED.has(argv[i] ?? '');
 }
 
-interface Reply { code: number; stdout: string; stderr: string }
+export interface Reply { code: number; stdout: string; stderr: string }
 
-export async function forward(argv: readonly string[]): Promise<number | undefined> {
-  if (!forwardable(argv)) return undefined;
+/**
+ * Sends one request (`{argv}` or `{cni}`) to the server for `stateDir`; undefined when none
+ * answers, or when it is another build (code -1).
+ */
+export async function ask(stateDir: string, body: Record<string, unknown>): Promise<Reply | undefined> {
   const reply = await new Promise<Reply | undefined>((resolve) => {
-    const sock = net.connect(serverSocket(stateDirOf(argv)));
+    const sock = net.connect(serverSocket(stateDir));
     let buf = '';
     sock.setEncoding('utf8');
-    sock.on('connect', () => sock.end(`${JSON.stringify({ argv, build: buildId() })}\n`));
+    sock.on('connect', () => sock.end(`${JSON.stringify({ ...body, build: buildId() })}\n`));
     sock.on('data', (d) => { buf += d; });
     sock.on('end', () => {
       try { resolve(JSON.parse(buf) as Reply); } catch { resolve(undefined); }
     });
     sock.on('error', () => resolve(undefined));
   });
-  if (!reply || reply.code === -1) return undefined; // -1: the server is another build
+  return !reply || reply.code === -1 ? undefined : reply;
+}
+
+export async function forward(argv: readonly string[]): Promise<number | undefined> {
+  if (!forwardable(argv)) return undefined;
+  const reply = await ask(stateDirOf(argv), { argv });
+  if (!reply) return undefined;
   if (reply.stdout) process.stdout.write(reply.stdout);
   if (reply.stderr) process.stderr.write(reply.stderr);
   return reply.code;

@@ -14,6 +14,7 @@ import type { Nsnet } from '../engine/engine.js';
 import { renderTable } from './render.js';
 import { registerDnsCommands } from './dns.js';
 import { registerServeCommand } from './server.js';
+import { registerCniCommands } from './cni.js';
 
 const EXIT_USER = 1;
 const EXIT_USAGE = 2;
@@ -306,6 +307,7 @@ export function buildProgram(): Command {
 
   registerDnsCommands(program);
   registerServeCommand(program);
+  registerCniCommands(program);
   return program;
 }
 

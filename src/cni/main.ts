@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/**
+ * The `nsnet` CNI plugin executable (installed by `nsnet cni install --dir DIR` as DIR/nsnet).
+ * A runtime runs it once per verb with CNI_* in the environment and the config on stdin.
+ *
+ * Kept lean: this module loads only the protocol code (src/cni/{spec,config,run}.ts) and the
+ * server client. VERSION and bad input are answered without the engine; everything else goes
+ * to a resident `nsnet serve` for the same state directory when one runs in this network
+ * namespace, else runs here (loading the engine: ~100 ms more).
+ */
+import fs from 'node:fs';
+import { prepare, runLocal, cniEnv, type CniReply, type CniRequest } from './run.js';
+import { SUPPORTED_VERSIONS } from './spec.js';
+import { DEFAULT_STATE_DIR } from '../cli/endpoint.js';
+
+function readStdin(): string {
+  try {
+    return fs.readFileSync(0, 'utf8');
+  } catch (e) {
+    // EAGAIN (a non-blocking tty) or EOF on a closed stdin: no config.
+    void e;
+    return '';
+  }
+}
+
+async function main(): Promise<number> {
+  if (!process.env.CNI_COMMAND) {
+    // skel.go: with no CNI_COMMAND, print what this is and exit 0.
+    process.stderr.write(`CNI nsnet plugin: one bridge network per CNI network, IPAM, NAT, ports, DNS\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+    return 0;
+  }
+  const req: CniRequest = { env: cniEnv(process.env), stdin: process.env.CNI_COMMAND === 'VERSION' ? '' : readStdin() };
+  const p = prepare(req);
+  let reply: CniReply | undefined;
+  if ('exit' in p) {
+    reply = p;
+  } else {
+    const stateDir = p.conf.stateDir ?? process.env.NSNET_STATE_DIR ?? DEFAULT_STATE_DIR;
+    if (process.env.NSNET_NO_SERVER !== '1') {
+      const { ask } = await import('../cli/client.js');
+      const r = await ask(stateDir, { cni: req });
+      if (r) reply = { exit: r.code, stdout: r.stdout, stderr: r.stderr };
+    }
+    reply ??= await runLocal(req, stateDir);
+  }
+  if (reply.stdout) process.stdout.write(reply.stdout);
+  if (reply.stderr) process.stderr.write(reply.stderr);
+  return reply.exit;
+}
+
+process.exitCode = await main();
