@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="iproute2 nftables libnftables1 iptables iputils-ping dnsutils tcpdump conntrack util-linux procps
-  containernetworking-plugins netavark aardvark-dns"
+  containernetworking-plugins netavark aardvark-dns podman containerd runc busybox-static"
 
 missing=""
 for p in $PACKAGES; do
