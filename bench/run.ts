@@ -22,6 +22,7 @@ const SECTIONS: Array<{ name: string; what: string }> = [
   { name: 'bridge', what: 'attach/detach namespaces to a bridge network: nsnet vs ip script, CNI, netavark (issue 3)' },
   { name: 'dns', what: 'embedded DNS: qps and p50/p99 for local and cached forwarded names, memory with 1,000 names; vs aardvark-dns (issue 5)' },
   { name: 'ports', what: 'published ports at 10 / 1,000 / 10,000: add/remove one mapping, connect latency through DNAT; nsnet vs iptables DNAT rules (issue 4)' },
+  { name: 'cni', what: 'CNI ADD/DEL of 200 containers, one plugin process per call, with and without a port: nsnet plugin (alone, + serve) vs bridge+host-local(+portmap) and netavark (issue 6)' },
 ];
 
 const asked = [...process.argv.slice(2), ...(process.env.NSNET_BENCH_SECTIONS?.split(',') ?? [])].filter(Boolean);
