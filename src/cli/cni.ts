@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { NsnetError } from '../errors.js';
 
 /** The plugin's entry point, beside this file in dist/. */
-const PLUGIN_MAIN = fileURLToPath(new URL('../cni/main.js', import.meta.url));
+const PLUGIN_MAIN = fileURLToPath(new URL('../cni/main.cjs', import.meta.url));
 
 /**
  * The executable: a two-line shell wrapper with absolute paths, because a runtime runs plugins

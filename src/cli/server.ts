@@ -52,8 +52,9 @@ async function serve(stateDir: string): Promise<void> {
       const { Nsnet } = await import('../engine/engine.js');
       cniEngine = new Nsnet({ stateDir });
     }
+    const t0 = performance.now();
     const reply = await runPrepared(p, cniEngine);
-    process.stdout.write(`served: CNI ${p.inv.verb} ${p.conf.name} ${p.inv.containerId} ${p.inv.ifname} → ${reply.exit}\n`);
+    process.stdout.write(`served: CNI ${p.inv.verb} ${p.conf.name} ${p.inv.containerId} ${p.inv.ifname} → ${reply.exit} (${(performance.now() - t0).toFixed(1)} ms)\n`);
     return { code: reply.exit, stdout: reply.stdout, stderr: reply.stderr };
   }
 

@@ -1,12 +1,8 @@
-#!/usr/bin/env node
 /**
- * The `nsnet` CNI plugin executable (installed by `nsnet cni install --dir DIR` as DIR/nsnet).
- * A runtime runs it once per verb with CNI_* in the environment and the config on stdin.
- *
- * Kept lean: this module loads only the protocol code (src/cni/{spec,config,run}.ts) and the
- * server client. VERSION and bad input are answered without the engine; everything else goes
- * to a resident `nsnet serve` for the same state directory when one runs in this network
- * namespace, else runs here (loading the engine: ~100 ms more).
+ * The CNI plugin's full path (main.cts hands over to it when no resident server took the call):
+ * the protocol code (src/cni/{spec,config,run}.ts) validates; VERSION and bad input are answered
+ * without the engine; everything else goes to a resident `nsnet serve` for the state directory
+ * when one runs in this network namespace, else runs here (loading the engine: ~100 ms more).
  */
 import fs from 'node:fs';
 import { prepare, runLocal, cniEnv, type CniReply, type CniRequest } from './run.js';
@@ -23,20 +19,21 @@ function readStdin(): string {
   }
 }
 
-async function main(): Promise<number> {
+/** One plugin invocation; `stdin` when the caller has read it already. Returns the exit status. */
+export async function pluginMain(stdin?: string, serverTried = false): Promise<number> {
   if (!process.env.CNI_COMMAND) {
     // skel.go: with no CNI_COMMAND, print what this is and exit 0.
     process.stderr.write(`CNI nsnet plugin: one bridge network per CNI network, IPAM, NAT, ports, DNS\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
     return 0;
   }
-  const req: CniRequest = { env: cniEnv(process.env), stdin: process.env.CNI_COMMAND === 'VERSION' ? '' : readStdin() };
+  const req: CniRequest = { env: cniEnv(process.env), stdin: stdin ?? (process.env.CNI_COMMAND === 'VERSION' ? '' : readStdin()) };
   const p = prepare(req);
   let reply: CniReply | undefined;
   if ('exit' in p) {
     reply = p;
   } else {
     const stateDir = p.conf.stateDir ?? process.env.NSNET_STATE_DIR ?? DEFAULT_STATE_DIR;
-    if (process.env.NSNET_NO_SERVER !== '1') {
+    if (process.env.NSNET_NO_SERVER !== '1' && !serverTried) {
       const { ask } = await import('../cli/client.js');
       const r = await ask(stateDir, { cni: req });
       if (r) reply = { exit: r.code, stdout: r.stdout, stderr: r.stderr };
@@ -48,4 +45,3 @@ async function main(): Promise<number> {
   return reply.exit;
 }
 
-process.exitCode = await main();
