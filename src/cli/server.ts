@@ -110,7 +110,7 @@ async function serve(stateDir: string): Promise<void> {
   });
   process.stdout.write(`nsnet serve: ready (state ${stateDir}, pid ${process.pid})\n`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => { server.close(() => resolve()); };
+    const stop = (): void => { server.close(() => { cniEngine?.close(); resolve(); }); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });

@@ -6,16 +6,16 @@
  */
 import fs from 'node:fs';
 import { prepare, runLocal, cniEnv, type CniReply, type CniRequest } from './run.js';
-import { SUPPORTED_VERSIONS } from './spec.js';
+import { CNI_ERR, CniError, LATEST_VERSION, SUPPORTED_VERSIONS } from './spec.js';
 import { DEFAULT_STATE_DIR } from '../cli/endpoint.js';
 
-function readStdin(): string {
+/** The config on stdin; an I/O failure is the spec's code 5 (EOF on a closed stdin is just empty). */
+function readStdin(): string | CniReply {
   try {
     return fs.readFileSync(0, 'utf8');
   } catch (e) {
-    // EAGAIN (a non-blocking tty) or EOF on a closed stdin: no config.
-    void e;
-    return '';
+    const err = new CniError(CNI_ERR.IO_FAILURE, 'error reading the network configuration from stdin', (e as Error).message);
+    return { exit: 1, stdout: `${JSON.stringify(err.toJSON(LATEST_VERSION))}\n`, stderr: '' };
   }
 }
 
@@ -26,7 +26,9 @@ export async function pluginMain(stdin?: string, serverTried = false): Promise<n
     process.stderr.write(`CNI nsnet plugin: one bridge network per CNI network, IPAM, NAT, ports, DNS\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
     return 0;
   }
-  const req: CniRequest = { env: cniEnv(process.env), stdin: stdin ?? (process.env.CNI_COMMAND === 'VERSION' ? '' : readStdin()) };
+  const input = stdin ?? (process.env.CNI_COMMAND === 'VERSION' ? '' : readStdin());
+  if (typeof input !== 'string') return write(input);
+  const req: CniRequest = { env: cniEnv(process.env), stdin: input };
   const p = prepare(req);
   let reply: CniReply | undefined;
   if ('exit' in p) {
@@ -40,6 +42,10 @@ export async function pluginMain(stdin?: string, serverTried = false): Promise<n
     }
     reply ??= await runLocal(req, stateDir);
   }
+  return write(reply);
+}
+
+function write(reply: CniReply): number {
   if (reply.stdout) process.stdout.write(reply.stdout);
   if (reply.stderr) process.stderr.write(reply.stderr);
   return reply.exit;

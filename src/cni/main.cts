@@ -50,7 +50,7 @@ async function main(): Promise<number> {
   const command = process.env.CNI_COMMAND ?? '';
   let stdin: string | undefined;
   if (SERVED.has(command) && process.env.NSNET_NO_SERVER !== '1') {
-    try { stdin = fs.readFileSync(0, 'utf8'); } catch { stdin = ''; }
+    try { stdin = fs.readFileSync(0, 'utf8'); } catch { return (await import('./entry.js')).pluginMain(); /* re-read: code 5 */ }
     let stateDir = process.env.NSNET_STATE_DIR ?? '/var/lib/nsnet';
     try {
       const conf = JSON.parse(stdin) as { stateDir?: unknown };
