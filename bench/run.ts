@@ -25,6 +25,7 @@ const SECTIONS: Array<{ name: string; what: string }> = [
   { name: 'cluster', what: 'multi-host: convergence at 3/10/30 hosts, agent memory, iperf3 over host-gw and VXLAN vs one bridge (issue 7)' },
   { name: 'ports', what: 'published ports at 10 / 1,000 / 10,000: add/remove one mapping, connect latency through DNAT; nsnet vs iptables DNAT rules (issue 4)' },
   { name: 'macvlan', what: 'macvlan: attach latency vs bridge (and an ip script); container-to-container throughput (iperf3) and RTT over macvlan vs bridge vs veth pair (issue 8)' },
+  { name: 'cni', what: 'CNI ADD/DEL of 200 containers, one plugin process per call, with and without a port: nsnet plugin (alone, + serve) vs bridge+host-local(+portmap) and netavark (issue 6)' },
 ];
 
 const asked = [...process.argv.slice(2), ...(process.env.NSNET_BENCH_SECTIONS?.split(',') ?? [])].filter(Boolean);

@@ -5,7 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="iproute2 nftables libnftables1 iptables iputils-ping dnsutils tcpdump conntrack util-linux procps
-  containernetworking-plugins netavark aardvark-dns etcd-server etcd-client iperf3 dnsperf"
+  containernetworking-plugins netavark aardvark-dns etcd-server etcd-client iperf3 dnsperf
+  podman containerd runc busybox-static"
 
 missing=""
 for p in $PACKAGES; do

@@ -15,6 +15,7 @@ import { renderTable } from './render.js';
 import { registerDnsCommands } from './dns.js';
 import { registerServeCommand } from './server.js';
 import { registerClusterCommands } from './cluster.js';
+import { registerCniCommands } from './cni.js';
 
 const EXIT_USER = 1;
 const EXIT_USAGE = 2;
@@ -351,6 +352,7 @@ Examples:
   registerDnsCommands(program);
   registerServeCommand(program);
   registerClusterCommands(program);
+  registerCniCommands(program);
   return program;
 }
 

@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { NsnetError } from '../errors.js';
 import { DEFAULT_STATE_DIR, FORWARDED, buildId, serverSocket } from './client.cjs';
+import type { CniRequest } from '../cni/run.js';
 
 interface Reply { code: number; stdout: string; stderr: string }
 
@@ -34,6 +35,26 @@ async function serve(stateDir: string): Promise<void> {
   const { runCli } = await import('./program.js');
   const build = buildId();
   let queue: Promise<unknown> = Promise.resolve();
+
+  // CNI plugin calls (src/cni/run.ts): one engine kept open for the server's life, so a call
+  // costs the kernel and store work only.
+  let cniEngine: import('../engine/engine.js').Nsnet | undefined;
+  async function runCniRequest(r: CniRequest): Promise<Reply> {
+    const { prepare, runPrepared } = await import('../cni/run.js');
+    const p = prepare({ env: r.env ?? {}, stdin: String(r.stdin ?? '') });
+    if ('exit' in p) return { code: p.exit, stdout: p.stdout, stderr: p.stderr };
+    if (p.conf.stateDir !== undefined && path.resolve(p.conf.stateDir) !== stateDir) {
+      return { code: -1, stdout: '', stderr: '' }; // another state dir: the plugin runs it itself
+    }
+    if (!cniEngine) {
+      const { Nsnet } = await import('../engine/engine.js');
+      cniEngine = new Nsnet({ stateDir });
+    }
+    const t0 = performance.now();
+    const reply = await runPrepared(p, cniEngine);
+    process.stdout.write(`served: CNI ${p.inv.verb} ${p.conf.name} ${p.inv.containerId} ${p.inv.ifname} → ${reply.exit} (${(performance.now() - t0).toFixed(1)} ms)\n`);
+    return { code: reply.exit, stdout: reply.stdout, stderr: reply.stderr };
+  }
 
   async function run(argv: string[]): Promise<Reply> {
     const out: string[] = [];
@@ -59,8 +80,14 @@ async function serve(stateDir: string): Promise<void> {
     sock.on('data', (d) => { buf += d; });
     sock.on('error', () => sock.destroy());
     sock.on('end', () => {
-      let req: { argv?: unknown; build?: unknown };
+      let req: { argv?: unknown; build?: unknown; cni?: unknown };
       try { req = JSON.parse(buf) as typeof req; } catch { sock.destroy(); return; }
+      if (req.cni !== undefined && req.build === build) {
+        queue = queue.then(() => runCniRequest(req.cni as CniRequest)).then((reply) => {
+          sock.end(`${JSON.stringify(reply)}\n`);
+        }, () => sock.destroy());
+        return;
+      }
       const argv = Array.isArray(req.argv) && req.argv.every((a) => typeof a === 'string') ? (req.argv as string[]) : undefined;
       const command = argv?.find((a, i) => !a.startsWith('-') && argv[i - 1] !== '--state-dir');
       if (!argv || req.build !== build || !FORWARDED.has(command ?? '')) {
@@ -81,7 +108,7 @@ async function serve(stateDir: string): Promise<void> {
   });
   process.stdout.write(`nsnet serve: ready (state ${stateDir}, pid ${process.pid})\n`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => { server.close(() => resolve()); };
+    const stop = (): void => { server.close(() => { cniEngine?.close(); resolve(); }); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });

@@ -413,7 +413,7 @@ export class Nsnet {
         inUse.add(addr);
         rec.addresses.push(`${addr}/${s.cidr.prefixLength}`);
       });
-      if (!this.store.namespace(spec.namespace)) {
+      if (spec.netns === undefined && !this.store.namespace(spec.namespace)) {
         // A namespace made by someone else (`ip netns add`): adopted, never deleted by nsnet.
         this.store.insertNamespace({ name: spec.namespace, managed: false, source: null, createdAt: now() });
       }
@@ -442,7 +442,7 @@ export class Nsnet {
     const stale = this.store.endpoint(net.name, spec.namespace);
     if (stale && stale.state !== 'ready') this.rollbackEndpoint(stale);
     // Open the namespace before reserving anything: a missing one is a clean error.
-    const target = Netns.open(spec.namespace);
+    const target = spec.netns !== undefined ? Netns.openPath(spec.netns) : Netns.open(spec.namespace);
     const vlan = isVlanDriver(net.driver);
     try {
       if (vlan) {
@@ -472,7 +472,7 @@ export class Nsnet {
         this.disconnect(net.name, spec.namespace);
         throw e;
       }
-      this.writeResolvConf(spec.namespace);
+      if (spec.netns === undefined) this.writeResolvConf(spec.namespace);
       publish('engine:connected', { network: net.name, namespace: spec.namespace, addresses: rec.addresses });
       dnsAfterChange(this.store);
       return rec;
@@ -496,7 +496,7 @@ export class Nsnet {
     this.detach(e);
     this.store.immediate(() => this.store.deleteEndpoint(network, namespace));
     if (!isVlanDriver(net?.driver)) this.firewall.endpoint('delete', e, this.policiesNaming({ kind: 'namespace', name: namespace }), () => this.firewallState());
-    this.writeResolvConf(namespace);
+    if (e.declared.netns === undefined) this.writeResolvConf(namespace);
     publish('engine:disconnected', { network, namespace });
     dnsAfterChange(this.store);
   }

@@ -89,6 +89,12 @@ export interface EndpointSpec {
   ifname?: string;
   mac?: string;
   aliases?: string[];
+  /**
+   * A namespace file to attach instead of /run/netns/NAME: a runtime's `/proc/PID/ns/net` or
+   * `/run/netns/cni-…` (the CNI face). `namespace` is then only the endpoint's key (and a DNS
+   * name); nsnet records no namespace for it and writes no resolv.conf (the runtime does).
+   */
+  netns?: string;
 }
 
 export type EndpointState = 'creating' | 'ready' | 'removing';

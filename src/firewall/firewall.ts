@@ -327,6 +327,23 @@ export class Firewall {
     ];
   }
 
+  /**
+   * The set and map elements an endpoint and its published ports should have that the kernel's
+   * tables lack (`get element` for each): what CNI CHECK reports as missing firewall state.
+   */
+  missing(e: EndpointRecord, ports: readonly PublishRecord[]): string[] {
+    const out: string[] = [];
+    for (const [table, set, elem] of [...endpointElements(e), ...ports.flatMap(portElements)]) {
+      try {
+        this.ctx().runText(`get element ${table} ${set} { ${elem.split(' : ')[0]} }`);
+      } catch (err) {
+        if (!isNsnetError(err, 'NFT_ERROR')) throw err;
+        out.push(`${table} ${set} { ${elem} }`);
+      }
+    }
+    return out;
+  }
+
   /** Deletes nsnet's tables, and nothing else. */
   deleteTables(): void {
     const tables = this.ctx().listTables();
