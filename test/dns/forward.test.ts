@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { kill, makeOutside, must, removeOutside } from '../harness/world.js';
 import {
-  answerData, connect, dig, dnsState, getent, nsnet, nsnetOk, setHostResolvers, startUpstream, stopService, upstreamLog, wiringNote, type Upstream,
+  answerData, connect, dig, dnsState, getent, nsnet, nsnetOk, setHostResolvers, startUpstream, stopService, upstreamLog, type Upstream,
 } from './world.js';
 
 const GOOD = '203.0.113.2';
@@ -32,7 +32,6 @@ async function seen(name: string, transport?: string): Promise<number> {
 
 before(async () => {
   nsnetOk('reset', '--yes');
-  process.stderr.write(`dns wiring: ${wiringNote()}\n`);
   makeOutside();
   must(`ip -n outside addr add ${DEAD}/24 dev eth0`);
   upstream = await startUpstream(['--answer', GOOD, '--blackhole', DEAD]);

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { OUTSIDE_V4, UPLINK_V4, UPLINK_V6, inNs, makeOutside, must, removeOutside } from '../harness/world.js';
-import { answerData, connect, dig, dnsState, nsnet, nsnetOk, servicePid, setHostResolvers, stopService, wiringNote } from './world.js';
+import { answerData, connect, dig, dnsState, nsnet, nsnetOk, servicePid, setHostResolvers, stopService } from './world.js';
 
 const GW = '10.90.0.1';
 const GW6 = 'fd00:90::1';
@@ -19,7 +19,6 @@ const FLOOD = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'flo
 
 before(() => {
   nsnetOk('reset', '--yes');
-  process.stderr.write(`dns wiring: ${wiringNote()}\n`);
   makeOutside();
   // The service must not forward anything here; an address nothing answers on.
   setHostResolvers([OUTSIDE_V4]);

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { must, sh } from '../harness/world.js';
 import {
-  answerData, connect, change, dig, digPtr, disconnect, dnsCli, dnsState, getent, nsnet, nsnetOk, servicePid, stopService, wiringNote,
+  answerData, connect, change, dig, digPtr, disconnect, dnsCli, dnsState, getent, nsnet, nsnetOk, servicePid, stopService,
 } from './world.js';
 
 const addr: Record<string, { v4: string; v6?: string }> = {};
@@ -30,7 +30,6 @@ function record(ns: string, key: string, addresses: string[]): void {
 
 before(() => {
   nsnetOk('reset', '--yes');
-  process.stderr.write(`dns wiring: ${wiringNote()}\n`);
   nsnetOk('network', 'create', 'front', '--subnet', '10.70.0.0/24', '--subnet', 'fd00:70::/64');
   nsnetOk('network', 'create', 'back', '--subnet', '10.71.0.0/24');
   for (const n of ['a', 'b', 'c', 'd']) nsnetOk('ns', 'add', n);

@@ -1,37 +1,21 @@
 /**
  * Helpers for the DNS tests: `dig` inside namespaces (parsed), the nsnet commands that
  * change DNS-relevant state, the tests' upstream server, and the service's state.
- *
- * Wiring: the engine calls `dnsAfterChange` and writes resolv.conf with `dnsResolvConf`,
- * and main.ts registers `nsnet dns …`, once the lead has wired them (see src/dns/README.md).
- * These helpers look at the built files: when wired, the tests prove the automatic
- * behaviour (nothing but `nsnet connect` starts the service and writes resolv.conf);
- * until then they do what the wiring will do, through the same functions, and say so.
+ * Everything goes through the shipped `nsnet` executable: nothing but `nsnet connect` starts
+ * the service and writes resolv.conf, and `nsnet dns …` is the real command.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, inNs, nsnet, nsnetOk, run, type Run } from '../harness/world.js';
-import { dnsAfterChange, dnsServicePid, stopDnsService } from '../../src/dns/control.js';
-import { dnsResolvConf, writeNamespaceResolvConf } from '../../src/dns/resolvconf.js';
-import type { NetworkRecord } from '../../src/engine/types.js';
+import { inNs, nsnet, nsnetOk, type Run } from '../harness/world.js';
+import { dnsServicePid, stopDnsService } from '../../src/dns/control.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 export const STATE = process.env.NSNET_STATE_DIR ?? '/var/lib/nsnet';
-const engineJs = fs.readFileSync(path.join(ROOT, 'dist/src/engine/engine.js'), 'utf8');
-export const ENGINE_WIRED = engineJs.includes('dnsAfterChange');
-export const RESOLV_WIRED = engineJs.includes('dnsResolvConf');
-export const CLI_WIRED = fs.readFileSync(CLI, 'utf8').includes('registerDnsCommands');
-const DNS_CLI = path.join(ROOT, 'dist/test/dns/dns-cli.js');
-
-export function wiringNote(): string {
-  const missing = [!ENGINE_WIRED && 'engine→dnsAfterChange', !RESOLV_WIRED && 'engine→dnsResolvConf', !CLI_WIRED && 'main→registerDnsCommands'].filter(Boolean);
-  return missing.length ? `not wired yet (${missing.join(', ')}): the tests call the same functions themselves` : 'wired';
-}
 
 /** `nsnet dns ARGS…`. */
 export function dnsCli(...args: string[]): Run {
-  return CLI_WIRED ? nsnet('dns', ...args) : run(process.execPath, [DNS_CLI, 'dns', ...args]);
+  return nsnet('dns', ...args);
 }
 
 export interface DnsState { running: boolean; pid?: number; status?: { wanted: string[]; listeners: Array<{ address: string; error?: string }> }; live?: { counters: Record<string, number> } }
@@ -42,26 +26,9 @@ export function dnsState(): DnsState {
   return JSON.parse(r.stdout) as DnsState;
 }
 
-/** What the engine does after a change, when it is not wired to do it itself yet. */
-function settle(namespaces: string[]): void {
-  if (!RESOLV_WIRED) {
-    const st = JSON.parse(nsnetOk('status', '--json')) as { networks: NetworkRecord[]; endpoints: Array<{ namespace: string; network: string }> };
-    for (const ns of namespaces) {
-      const nets = st.endpoints.filter((e) => e.namespace === ns).map((e) => st.networks.find((n) => n.name === e.network)!);
-      if (nets.length) writeNamespaceResolvConf(ns, dnsResolvConf(nets));
-    }
-  }
-  if (!ENGINE_WIRED) {
-    const r = dnsAfterChange(STATE);
-    if (r.action === 'error') throw new Error(`dnsAfterChange: ${r.error}`);
-  }
-}
-
-/** `nsnet ARGS…` that changes state, then (unwired) what the engine will do after it. */
-export function change(args: string[], namespaces: string[] = []): string {
-  const out = nsnetOk(...args);
-  settle(namespaces);
-  return out;
+/** `nsnet ARGS…` that changes state (the namespaces it touches are for the reader). */
+export function change(args: string[], _namespaces: string[] = []): string {
+  return nsnetOk(...args);
 }
 
 export const connect = (network: string, ns: string, ...more: string[]): { addresses: string[] } =>
