@@ -196,7 +196,7 @@ function nsnetCli(): Result {
 }
 
 /**
- * The CLI again, with a resident `nsnet serve` for the state dir: each `node main.js connect`
+ * The CLI again, with a resident `nsnet serve` for the state dir: each `node nsnet.cjs connect`
  * hands the command to it instead of loading the engine (src/cli/server.ts).
  */
 async function nsnetCliServed(): Promise<Result> {

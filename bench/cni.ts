@@ -28,7 +28,7 @@ import { CHILD_ENV, exec, must } from './proc.js';
 
 const N = Number(process.env.NSNET_BENCH_N ?? 200);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'nsnet.cjs');
 const WORK = '/run/nsnet-bench-cni';
 const BIN = path.join(WORK, 'bin');
 const CNI_DIR = '/usr/lib/cni';
@@ -334,7 +334,7 @@ echo 1 > /proc/sys/net/ipv4/ip_forward`);
       `Each tool: its own network (/16), ${N} namespaces made beforehand, an anchor container attached first (the network exists),`,
       `then ${N} ADDs one by one, then ${N} DELs (with prevResult). Each call timed around one spawnSync (process start included).`,
       'Children run with NODE_EXTRA_CA_CERTS deleted from their environment (the installed nsnet wrapper unsets it too).',
-      'nsnet plugin = the `nsnet cni install` wrapper (sh → node dist/src/cni/main.js), cniVersion 1.1.0, subnets + stateDir in the config;',
+      'nsnet plugin = the `nsnet cni install` wrapper (sh → node dist/src/cni/main.cjs), cniVersion 1.1.0, subnets + stateDir in the config;',
       '  "+ nsnet serve": a resident `nsnet serve` for the state dir runs the verb (the plugin process only parses and forwards);',
       '  "engine per call": no server, the plugin loads the engine itself.',
       `reference = ${CNI_DIR}/bridge (+ host-local) [+ ${CNI_DIR}/portmap chained with prevResult], cniVersion 1.0.0, isGateway, ipMasq, hairpin;`,

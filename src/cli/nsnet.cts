@@ -6,7 +6,6 @@
  * client.cts: when a resident `nsnet serve` runs for this state directory in this network
  * namespace, the hot commands (connect, disconnect and the read-only ones) are handed to it
  * and nothing else is loaded; otherwise, and for everything else, the program runs here.
- * (`node dist/src/cli/main.js` is the same program with an ESM entry.)
  */
 import client = require('./client.cjs');
 

@@ -4,7 +4,7 @@
  * the user's problem (one line, exit 1; usage errors exit 2); anything else is a bug in
  * nsnet (stack trace, exit 70).
  *
- * The engine is imported lazily so `--help` and argument errors stay fast. src/cli/main.ts
+ * The engine is imported lazily so `--help` and argument errors stay fast. src/cli/nsnet.cts
  * is the entry point: it hands hot commands to a resident `nsnet serve` when one runs
  * (src/cli/server.ts) and loads this module only otherwise.
  */

@@ -6,7 +6,7 @@ import '../harness/sandbox.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CIDR, ETCD_URL, World, type Host, ETCD_MISSING } from './harness.js';
-import { sleep } from '../harness/world.js';
+import { CLI, sleep } from '../harness/world.js';
 
 const ENV = { NSNET_CLUSTER_LEASE_TTL: '6', NSNET_CLUSTER_HEARTBEAT_TTL: '3', NSNET_CLUSTER_RESYNC: '1', NSNET_CLUSTER_MAX_BACKOFF: '1' };
 const DEAD = 'http://10.99.0.99:2379';
@@ -127,5 +127,5 @@ describe('cluster: bad input', { skip: ETCD_MISSING }, () => {
 });
 
 function agentArgs(h: Host, ...extra: string[]): string[] {
-  return [new URL('../../src/cli/main.js', import.meta.url).pathname, 'agent', '--etcd', ETCD_URL, '--node', h.name, '--iface', 'eth0', ...extra];
+  return [CLI, 'agent', '--etcd', ETCD_URL, '--node', h.name, '--iface', 'eth0', ...extra];
 }

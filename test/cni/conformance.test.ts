@@ -9,7 +9,7 @@ import { before, after, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import {
-  OUTSIDE_V4, UPLINK_V4, inNs, ipJson, kill, makeOutside, must, nsnet, nsnetOk, ping, removeOutside, run, tcpProbe, tcpServer,
+  CLI, OUTSIDE_V4, UPLINK_V4, inNs, ipJson, kill, makeOutside, must, nsnet, nsnetOk, ping, removeOutside, run, tcpProbe, tcpServer,
 } from '../harness/world.js';
 import { BIN_DIR, PLUGIN, addNetns, cni, cniErr, cniOk, conf, delNetns, installPlugin, snapshot } from './cni.js';
 
@@ -297,7 +297,7 @@ describe('CNI plugin: concurrency and the resident server', () => {
   });
 
   test('with `nsnet serve` running, calls are served by it, with the same results and errors', async () => {
-    const server = spawn(process.execPath, [new URL('../../src/cli/main.js', import.meta.url).pathname, 'serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(process.execPath, [CLI, 'serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       let log = '';
       await new Promise<void>((resolve, reject) => {
