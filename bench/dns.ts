@@ -30,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { enterSandbox, inSandbox } from '../src/sandbox/sandbox.js';
 import { Nsnet } from '../src/engine/engine.js';
 import { dnsServicePid, queryDnsService, startDnsService, stopDnsService } from '../src/dns/control.js';
+import { CHILD_ENV, exec, must } from './proc.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const UPSTREAM_SERVER = path.join(ROOT, 'dist', 'test', 'dns', 'upstream-server.js');
@@ -50,15 +51,8 @@ const RATE = Number(process.env.NSNET_BENCH_DNS_RATE ?? 5000);
 let SECONDS = Number(process.env.NSNET_BENCH_DNS_SECONDS ?? 5);
 const WINDOW = 16;
 
-const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env };
-delete CHILD_ENV.NODE_EXTRA_CA_CERTS;
-
-function sh(script: string): string {
-  const r = spawnSync('/bin/sh', ['-ec', script], { encoding: 'utf8', env: CHILD_ENV });
-  if (r.status !== 0) throw new Error(`${script.slice(0, 120)}: ${r.stderr}`);
-  return r.stdout;
-}
-const quiet = (script: string): void => { spawnSync('/bin/sh', ['-c', script], { env: CHILD_ENV }); };
+const sh = (script: string): string => must('/bin/sh', ['-ec', script]);
+const quiet = (script: string): void => { exec('/bin/sh', ['-c', script]); };
 
 /**
  * The load generator (runs in a client namespace). argv: mode(open|closed) server seconds
