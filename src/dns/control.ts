@@ -10,7 +10,9 @@
  *                                                             wait until it listens (once
  *                                                             per service life: ~0.1–0.2 s)
  *   no network needs it, service running                   → SIGTERM, wait for it to exit
- *   service running                                        → SIGHUP; if the set of gateway
+ *   service running                                        → SIGHUP (after connect or
+ *                                                             disconnect only if the listeners
+ *                                                             must change); if the set of gateway
  *                                                             addresses changed, wait (≤ 1 s)
  *                                                             until it listens on the new set
  *
@@ -202,12 +204,13 @@ export function stopDnsService(stateDir: string, o: { timeoutMs?: number } = {})
  * Tells the running service to reload, and — when `wanted` (the gateway set) is given —
  * waits up to `timeoutMs` until it listens on exactly that set. False on timeout.
  */
-export function reloadDnsService(stateDir: string, o: { wanted?: string[]; timeoutMs?: number } = {}): boolean {
+export function reloadDnsService(stateDir: string, o: { wanted?: string[]; timeoutMs?: number; pid?: number; onlyIfListenersChanged?: boolean } = {}): boolean {
   const p = dnsPaths(stateDir);
-  const pid = livePid(p.pid);
+  const pid = o.pid ?? livePid(p.pid);
   if (!pid) return false;
   const wanted = o.wanted;
   const already = wanted ? sameList(readDnsStatusFile(p)?.wanted, wanted) : false;
+  if (already && o.onlyIfListenersChanged) return true;
   try { process.kill(pid, 'SIGHUP'); } catch { return false; }
   if (!wanted || already) return true;
   return waitUntil(o.timeoutMs ?? 1000, () => sameList(readDnsStatusFile(p)?.wanted, wanted));
@@ -217,7 +220,7 @@ export function reloadDnsService(stateDir: string, o: { wanted?: string[]; timeo
  * The engine's hook: call after connect, disconnect, createNetwork, removeNetwork, reset
  * and repair have succeeded. See the file comment.
  */
-export function dnsAfterChange(state: StateRef): DnsChangeResult {
+export function dnsAfterChange(state: StateRef, o: { endpointsOnly?: boolean } = {}): DnsChangeResult {
   const t0 = performance.now();
   const dir = path.resolve(typeof state === 'string' ? state : state.dir);
   let result: DnsChangeResult;
@@ -234,7 +237,10 @@ export function dnsAfterChange(state: StateRef): DnsChangeResult {
       stopDnsService(dir);
       result = { action: 'stopped', pid, ms: 0 };
     } else if (pid) {
-      const ok = reloadDnsService(dir, { wanted });
+      // An endpoint change needs no signal unless the listener set moved: the service sees
+      // names through SQLite's data_version before every query, and a SIGHUP would make it
+      // rebuild everything for each connect (O(endpoints) work per connect, on our 2 cores).
+      const ok = reloadDnsService(dir, { wanted, pid, onlyIfListenersChanged: o.endpointsOnly === true });
       result = ok ? { action: 'reloaded', pid, ms: 0 } : { action: 'error', pid, error: 'the DNS service did not pick up the new gateways within 1 s', ms: 0 };
     } else {
       result = { action: 'none', ms: 0 };

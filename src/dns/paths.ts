@@ -27,7 +27,15 @@ export interface DnsPaths {
   held: string;
 }
 
+const pathsByDir = new Map<string, DnsPaths>();
+
 export function dnsPaths(stateDir: string): DnsPaths {
+  let p = pathsByDir.get(stateDir);
+  if (!p) pathsByDir.set(stateDir, (p = computeDnsPaths(stateDir)));
+  return p;
+}
+
+function computeDnsPaths(stateDir: string): DnsPaths {
   const state = path.resolve(stateDir);
   const dir = path.join(state, 'dns');
   const h = crypto.createHash('sha256').update(state).digest('hex').slice(0, 16);

@@ -17,7 +17,8 @@
  *  - Freshness: it compares SQLite's `data_version` (any commit by any nsnet process
  *    changes it) every 2 ms of queries, and before every negative answer, and rebuilds its
  *    index when it moved — so a `connect` that returned is never answered NXDOMAIN, and a
- *    `disconnect` is seen within 2 ms even without the SIGHUP dnsAfterChange sends.
+ *    `disconnect` is seen within 2 ms without any signal (dnsAfterChange sends SIGHUP
+ *    only when the listener set must change).
  *    Listeners follow on SIGHUP or the 1 s poll, without closing the ones that stay.
  */
 import dgram from 'node:dgram';

@@ -46,8 +46,12 @@ function parseJson<T>(text: string, fallback: T): T {
 }
 
 /** DNS-enabled networks, with their ready-endpoint counts, read through `db`. */
+const networksStatements = new WeakMap<Database.Database, Database.Statement<[], NetworkRow>>();
+
 export function readDnsNetworks(db: Database.Database): DnsNetwork[] {
-  const rows = db.prepare<[], NetworkRow>(NETWORKS_SQL).all();
+  let st = networksStatements.get(db);
+  if (!st) networksStatements.set(db, (st = db.prepare<[], NetworkRow>(NETWORKS_SQL)));
+  const rows = st.all();
   const out: DnsNetwork[] = [];
   for (const r of rows) {
     const declared = parseJson<NetworkSpec & { dns?: boolean; dnsServers?: string[] }>(r.declared, { name: r.name });

@@ -12,9 +12,9 @@
  */
 import { createHash } from 'node:crypto';
 import { Netns } from '../kernel/netns/netns.js';
-import { addAddress, deleteAddress, listAddresses } from '../kernel/netlink/route/addr.js';
-import { addRoute } from '../kernel/netlink/route/route.js';
-import { createVeth, deleteLink, ensureBridge, getLink, setBridgePort, setLinkMtu, setLinkUp, type Link } from '../kernel/netlink/route/link.js';
+import { addAddress, addAddressRequest, deleteAddress, listAddresses } from '../kernel/netlink/route/addr.js';
+import { addRouteRequest } from '../kernel/netlink/route/route.js';
+import { createVeth, deleteLink, ensureBridge, setBridgePort, setLinkMtu, setLinkUp, setLinkUpRequest, type Link } from '../kernel/netlink/route/link.js';
 import type { EndpointRecord, NetworkRecord } from '../engine/types.js';
 
 /** A stable, locally administered unicast MAC for a network's bridge (02:… from a hash of its name). */
@@ -62,21 +62,25 @@ export function removeGateway(host: Netns, bridge: string, cidr: string): void {
  */
 export function attachEndpoint(host: Netns, target: Netns, n: NetworkRecord, bridgeIndex: number, e: EndpointRecord): void {
   const mtu = n.mtu ?? undefined;
-  createVeth(
+  const veth = createVeth(
     host,
     e.hostIfname,
-    { name: e.ifname, ns: target, mac: e.mac, up: true, ...(mtu ? { mtu } : {}) },
+    { name: e.ifname, ns: target, mac: e.mac, ...(mtu ? { mtu } : {}) },
     { master: bridgeIndex, up: true, ...(mtu ? { mtu } : {}) },
   );
   try {
     // Hairpin: a container reaching its own published port through the host's address is
     // DNATed back to itself; the bridge must then send the frame out of the port it came in
     // on (Docker and the CNI bridge plugin's hairpinMode do the same).
-    setBridgePort(host, e.hostIfname, { hairpin: true });
-    const link = getLink(target, e.ifname);
-    if (!link) throw new Error(`veth peer ${e.ifname} vanished from ${target.label}`);
-    for (const a of e.addresses) addAddress(target, link.index, a);
-    setLinkUp(target, 1); // loopback; a no-op when nsnet created the namespace
+    setBridgePort(host, veth.index, { hairpin: true });
+    // Everything inside the namespace in one datagram, in order: the interface up (an IPv4
+    // prefix route exists only on an up link), addresses, loopback (a no-op when nsnet
+    // created the namespace), then the default routes that need them.
+    const inside = [
+      setLinkUpRequest(target, veth.peerIndex, e.ifname),
+      ...e.addresses.map((a) => addAddressRequest(target, veth.peerIndex, a, {}, e.ifname)),
+      setLinkUpRequest(target, 1, 'lo'),
+    ];
     if (!n.internal) {
       // One default route per family, via that family's first gateway.
       const seen = new Set<string>();
@@ -84,9 +88,10 @@ export function attachEndpoint(host: Netns, target: Netns, n: NetworkRecord, bri
         const fam = s.cidr.includes(':') ? '6' : '4';
         if (seen.has(fam)) continue;
         seen.add(fam);
-        addRoute(target, { dst: 'default', family: fam === '6' ? 6 : 4, gateway: s.gateway, dev: link.index });
+        inside.push(addRouteRequest(target, { dst: 'default', family: fam === '6' ? 6 : 4, gateway: s.gateway, dev: veth.peerIndex }));
       }
     }
+    target.netlink().requestAll(inside);
   } catch (err) {
     deleteLink(host, e.hostIfname);
     throw err;

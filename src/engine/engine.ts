@@ -474,7 +474,7 @@ export class Nsnet {
       }
       if (spec.netns === undefined) this.writeResolvConf(spec.namespace);
       publish('engine:connected', { network: net.name, namespace: spec.namespace, addresses: rec.addresses });
-      dnsAfterChange(this.store);
+      dnsAfterChange(this.store, { endpointsOnly: true });
       return rec;
     } finally {
       target.close();
@@ -498,7 +498,7 @@ export class Nsnet {
     if (!isVlanDriver(net?.driver)) this.firewall.endpoint('delete', e, this.policiesNaming({ kind: 'namespace', name: namespace }), () => this.firewallState());
     if (e.declared.netns === undefined) this.writeResolvConf(namespace);
     publish('engine:disconnected', { network, namespace });
-    dnsAfterChange(this.store);
+    dnsAfterChange(this.store, { endpointsOnly: true });
   }
 
   /** resolv.conf for a namespace: nsnet's DNS on its gateways, or removed with its last endpoint. */

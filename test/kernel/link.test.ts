@@ -23,7 +23,7 @@ describe('veth', () => {
   after(() => { ns.close(); deleteNetns('lk-veth'); });
 
   it('creates a pair with the peer born directly in another namespace, both configured', () => {
-    L.createVeth(host, 've-a', { name: 'eth0', ns, up: true, mtu: 1400, mac: '02:00:00:00:01:02' }, { up: true, mtu: 1400, mac: '02:00:00:00:01:01' });
+    const made = L.createVeth(host, 've-a', { name: 'eth0', ns, up: true, mtu: 1400, mac: '02:00:00:00:01:02' }, { up: true, mtu: 1400, mac: '02:00:00:00:01:01' });
     const a = link('ve-a');
     assert.equal(a.linkinfo.info_kind, 'veth');
     assert.deepStrictEqual([a.mtu, a.address], [1400, '02:00:00:00:01:01']);
@@ -37,6 +37,7 @@ describe('veth', () => {
     assert.equal(link('eth0'), undefined, 'the peer never appears in the creating namespace');
     // nsnet's own view agrees
     const got = L.getLink(host, 've-a')!;
+    assert.deepStrictEqual(made, { index: a.ifindex, peerIndex: b.ifindex }, 'createVeth returns both ends’ ifindexes (from the echo)');
     assert.equal(got.link, b.ifindex);
     assert.equal(got.linkNetnsId, a.link_netnsid);
     assert.equal(got.kind, 'veth');

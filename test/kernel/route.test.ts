@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, createNetns, deleteNetns } from '../../src/kernel/netns/netns.js';
 import { createVeth } from '../../src/kernel/netlink/route/link.js';
-import { addAddress } from '../../src/kernel/netlink/route/addr.js';
-import { addRoute, deleteRoute, listRoutes, replaceRoute } from '../../src/kernel/netlink/route/route.js';
+import { addAddress, addAddressRequest } from '../../src/kernel/netlink/route/addr.js';
+import { addRoute, addRouteRequest, deleteRoute, listRoutes, replaceRoute } from '../../src/kernel/netlink/route/route.js';
 import { writeSysctl } from '../../src/kernel/netns/sysctl.js';
 import * as K from '../../src/kernel/netlink/codec/constants.js';
 import { type Json, assertPings, link, ping, routes } from './oracle.js';
@@ -204,6 +204,37 @@ describe('bad routes', () => {
     throwsCode(() => addRoute(a, { dst: '10.70.0.0/16', gateway: '10.99.0.1' }), 'NETLINK_ERROR', { errno: 101, object: '10.70.0.0/16', extack: /Nexthop has invalid gateway/ });
     throwsCode(() => replaceRoute(a, { dst: '10.70.0.0/16', dev: 4242 }), 'NETLINK_ENODEV');
     assert.equal(JSON.stringify(routes({ ns: 'rt-a', table: 'all' })), before);
+  });
+});
+
+describe('a batch of requests in one datagram (requestAll)', () => {
+  it('runs in order, so a route may use the address added just before it; EEXIST is tolerated', () => {
+    a.netlink().requestAll([
+      addAddressRequest(a, aEth0, '10.60.9.2/24'),
+      addRouteRequest(a, { dst: '10.62.0.0/16', gateway: '10.60.9.1', dev: aEth0 }),
+      addAddressRequest(a, aEth0, '10.60.9.2/24'), // again: idempotent like addAddress
+    ]);
+    assert.equal(find(routes({ ns: 'rt-a' }), '10.62.0.0/16')[0]?.gateway, '10.60.9.1');
+  });
+
+  it('throws the first failure in request order, naming it, after reading every ACK', () => {
+    const err = (() => {
+      try {
+        a.netlink().requestAll([
+          addRouteRequest(a, { dst: '10.63.0.0/16', gateway: '10.99.0.1', dev: aEth0 }), // no such nexthop
+          addRouteRequest(a, { dst: '10.64.0.0/16', gateway: '10.98.0.1', dev: aEth0 }),
+          addRouteRequest(a, { dst: '10.65.0.0/16', gateway: '10.60.9.1', dev: aEth0 }),
+        ]);
+      } catch (e) { return e as Error & { object?: string }; }
+      return undefined;
+    })();
+    assert.ok(err, 'the batch failed');
+    assert.equal(err.object, '10.63.0.0/16');
+    assert.match(err.message, /Nexthop has invalid gateway/);
+    // The socket is still in step: the next request gets its own ACK, not a stale one.
+    addRoute(a, { dst: '10.66.0.0/16', gateway: '10.60.9.1', dev: aEth0 });
+    assert.equal(find(routes({ ns: 'rt-a' }), '10.66.0.0/16').length, 1);
+    assert.equal(find(routes({ ns: 'rt-a' }), '10.65.0.0/16').length, 1, 'a later request of the batch ran on its own');
   });
 });
 

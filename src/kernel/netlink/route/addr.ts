@@ -9,6 +9,8 @@ import * as K from '../codec/constants.js';
 import type { NetlinkMessage } from '../codec/message.js';
 import { bytesToIp, ipFamily, ipToBytes } from '../codec/inet.js';
 import { getLink, requireLink } from './link.js';
+import type { BatchRequest } from '../socket.js';
+import * as libc from '../../sys/libc.js';
 
 export interface Address {
   family: 4 | 6;
@@ -77,15 +79,17 @@ function addrMsg(type: number, flags: number, index: number, cidr: string, extra
  */
 export function addAddress(ns: Netns, dev: string | number, cidr: string, o: { noPrefixRoute?: boolean } = {}): void {
   const index = typeof dev === 'number' ? dev : requireLink(ns, dev).index;
+  ns.netlink().requestAll([addAddressRequest(ns, index, cidr, o, String(dev))]);
+}
+
+/** The request addAddress sends, for a batch (NetlinkSocket.requestAll). */
+export function addAddressRequest(ns: Netns, index: number, cidr: string, o: { noPrefixRoute?: boolean } = {}, dev: string = `#${index}`): BatchRequest {
   const v6 = parseCidr(cidr).family === 6;
   const flags = (v6 ? K.IFA_F_NODAD : 0) | (o.noPrefixRoute ? K.IFA_F_NOPREFIXROUTE : 0);
-  try {
-    ns.netlink().request(addrMsg(K.RTM_NEWADDR, K.NLM_F_CREATE | K.NLM_F_EXCL, index, cidr, flags), {
-      what: `add address ${cidr} to ${dev} in ${ns.label}`, object: String(dev),
-    });
-  } catch (e) {
-    if (!isNsnetError(e, 'NETLINK_EEXIST')) throw e;
-  }
+  return {
+    msg: addrMsg(K.RTM_NEWADDR, K.NLM_F_CREATE | K.NLM_F_EXCL, index, cidr, flags),
+    what: `add address ${cidr} to ${dev} in ${ns.label}`, object: dev, tolerate: [libc.EEXIST],
+  };
 }
 
 /** Deletes an address; a missing one is success. Equivalent: `ip addr del CIDR dev DEV`. */

@@ -13,6 +13,7 @@ import * as K from '../codec/constants.js';
 import type { NetlinkMessage, IfInfoMsg } from '../codec/message.js';
 import { bytesToMac, macToBytes, ipToBytes, ipFamily } from '../codec/inet.js';
 import { u16be } from '../codec/bytes.js';
+import type { BatchRequest } from '../socket.js';
 
 export interface Link {
   index: number;
@@ -151,17 +152,25 @@ function commonAttrs(o: CommonLinkOptions): Attr[] {
   return a;
 }
 
-function createLink(ns: Netns, name: string, kind: string, attrs: Attr[], info: Attr[], o: CommonLinkOptions): void {
+/**
+ * Creates a link and returns it as the kernel echoed it (NLM_F_ECHO, honoured for new links
+ * since Linux 6.3: net/core/rtnetlink.c rtnl_configure_link), so callers learn its ifindex
+ * without a second request; undefined from a kernel that does not echo.
+ */
+function createLink(ns: Netns, name: string, kind: string, attrs: Attr[], info: Attr[], o: CommonLinkOptions): Link | undefined {
   validateIfname(name);
   const linkinfo = attrNested(K.IFLA_LINKINFO, [attrString(K.IFLA_INFO_KIND, kind), ...info]);
   const msg = linkMsg(
     K.RTM_NEWLINK,
-    K.NLM_F_CREATE | K.NLM_F_EXCL,
+    K.NLM_F_CREATE | K.NLM_F_EXCL | K.NLM_F_ECHO,
     ifi(0, o.up ? K.IFF_UP : 0, o.up ? K.IFF_UP : 0),
     [attrString(K.IFLA_IFNAME, name), ...commonAttrs(o), ...attrs, linkinfo],
   );
   try {
-    ns.netlink().request(msg, { what: `create ${kind} link ${name} in ${ns.label}`, object: name });
+    const replies = ns.netlink().request(msg, { what: `create ${kind} link ${name} in ${ns.label}`, object: name });
+    // Several notifications may be echoed (register, then configure); the last is current.
+    const echoed = replies.filter((r) => r.kind === 'link' && r.header.type === K.RTM_NEWLINK).map(decodeLink).filter((l) => l.name === name);
+    return echoed.at(-1);
   } catch (e) {
     if (isNsnetError(e, 'NETLINK_EEXIST')) {
       throw new NsnetError('NETLINK_EEXIST', `link ${name} already exists in ${ns.label}`, { object: name, errno: e.errno, cause: e });
@@ -184,7 +193,7 @@ export interface VethPeer extends CommonLinkOptions {
  * half-made pair to clean up: the kernel creates both ends or neither (drivers/net/veth.c:
  * veth_newlink). Equivalent: `ip link add NAME type veth peer name PEER netns NS`.
  */
-export function createVeth(ns: Netns, name: string, peer: VethPeer, o: CommonLinkOptions = {}): void {
+export function createVeth(ns: Netns, name: string, peer: VethPeer, o: CommonLinkOptions = {}): { index: number; peerIndex: number } {
   validateIfname(peer.name);
   // The peer is described by a full ifinfomsg + attributes inside VETH_INFO_PEER.
   const peerAttrs: Attr[] = [attrString(K.IFLA_IFNAME, peer.name), ...commonAttrs(peer)];
@@ -193,23 +202,26 @@ export function createVeth(ns: Netns, name: string, peer: VethPeer, o: CommonLin
   // before the two ends are linked and veth_open() then fails with ENOTCONN.
   const peerMsg = encodePeer(Buffer.alloc(16), peerAttrs);
   const data = attrNested(K.IFLA_INFO_DATA, [attrBytes(K.VETH_INFO_PEER, peerMsg)]);
+  const peerNs = peer.ns ?? ns;
+  let made: Link | undefined;
   try {
-    createLink(ns, name, 'veth', [], [data], o);
+    made = createLink(ns, name, 'veth', [], [data], o);
   } catch (e) {
     // EEXIST does not say which end's name is taken; name the peer when it is the one.
-    const peerNs = peer.ns ?? ns;
     if (isNsnetError(e, 'NETLINK_EEXIST') && !getLink(ns, name) && getLink(peerNs, peer.name)) {
       throw new NsnetError('NETLINK_EEXIST', `link ${peer.name} already exists in ${peerNs.label}`, { object: peer.name, errno: e.errno, cause: e });
     }
     throw e;
   }
-  if (peer.up) {
-    try {
-      setLinkUp(peer.ns ?? ns, peer.name);
-    } catch (e) {
-      deleteLink(ns, name);
-      throw e;
-    }
+  try {
+    // A veth's IFLA_LINK is its peer's ifindex, in the peer's namespace (veth_get_iflink).
+    const index = made?.index ?? requireLink(ns, name).index;
+    const peerIndex = made?.link ?? requireLink(peerNs, peer.name).index;
+    if (peer.up) setLinkUp(peerNs, peerIndex);
+    return { index, peerIndex };
+  } catch (e) {
+    deleteLink(ns, name);
+    throw e;
   }
 }
 
@@ -234,8 +246,7 @@ export function ensureBridge(ns: Netns, name: string, o: CommonLinkOptions & { s
   const brOpts = [attrU32(K.IFLA_BR_STP_STATE, o.stp ? 1 : 0)];
   if (o.nfCall) brOpts.push(attrU8(K.IFLA_BR_NF_CALL_IPTABLES, 1), attrU8(K.IFLA_BR_NF_CALL_IP6TABLES, 1));
   const data = attrNested(K.IFLA_INFO_DATA, brOpts);
-  createLink(ns, name, 'bridge', [], [data], o);
-  return requireLink(ns, name);
+  return createLink(ns, name, 'bridge', [], [data], o) ?? requireLink(ns, name);
 }
 
 export interface VxlanOptions extends CommonLinkOptions {
@@ -292,6 +303,11 @@ function setLink(ns: Netns, dev: string | number, what: string, i: Partial<IfInf
 /** Equivalent: `ip link set DEV up`. */
 export function setLinkUp(ns: Netns, dev: string | number): void {
   setLink(ns, dev, 'set up', { flags: K.IFF_UP, change: K.IFF_UP }, []);
+}
+
+/** The request setLinkUp sends for a known ifindex, for a batch (NetlinkSocket.requestAll). */
+export function setLinkUpRequest(ns: Netns, index: number, dev: string = `#${index}`): BatchRequest {
+  return { msg: linkMsg(K.RTM_NEWLINK, 0, { ...ifi(index), flags: K.IFF_UP, change: K.IFF_UP }, []), what: `set up ${dev} in ${ns.label}`, object: dev };
 }
 
 /** Equivalent: `ip link set DEV down`. */

@@ -8,6 +8,8 @@ import { type Attr, attrBytes, attrU32, getBytes, getU32 } from '../codec/attr.j
 import * as K from '../codec/constants.js';
 import type { NetlinkMessage, RtMsg } from '../codec/message.js';
 import { bytesToIp, ipFamily, ipToBytes } from '../codec/inet.js';
+import type { BatchRequest } from '../socket.js';
+import * as libc from '../../sys/libc.js';
 
 export interface RouteSpec {
   /** Destination CIDR, or 'default' (0.0.0.0/0 or ::/0 — give `family` then). */
@@ -91,11 +93,15 @@ function describe(spec: RouteSpec): string {
 
 /** Adds a route; an existing identical route is success. Equivalent: `ip route add …`. */
 export function addRoute(ns: Netns, spec: RouteSpec): void {
-  try {
-    ns.netlink().request(routeMsg(K.RTM_NEWROUTE, K.NLM_F_CREATE | K.NLM_F_EXCL, spec), { what: `add route ${describe(spec)} in ${ns.label}`, object: spec.dst });
-  } catch (e) {
-    if (!isNsnetError(e, 'NETLINK_EEXIST')) throw e;
-  }
+  ns.netlink().requestAll([addRouteRequest(ns, spec)]);
+}
+
+/** The request addRoute sends, for a batch (NetlinkSocket.requestAll). */
+export function addRouteRequest(ns: Netns, spec: RouteSpec): BatchRequest {
+  return {
+    msg: routeMsg(K.RTM_NEWROUTE, K.NLM_F_CREATE | K.NLM_F_EXCL, spec),
+    what: `add route ${describe(spec)} in ${ns.label}`, object: spec.dst, tolerate: [libc.EEXIST],
+  };
 }
 
 /** Adds or replaces the route to `dst`. Equivalent: `ip route replace …`. */
