@@ -24,6 +24,8 @@ const EXIT_BUG = 70; // sysexits.h EX_SOFTWARE
 interface GlobalOpts { stateDir?: string; debug?: boolean }
 
 let engine: Nsnet | undefined;
+/** An engine the caller keeps open across command lines (`nsnet serve`); never closed here. */
+let keptEngine: Nsnet | undefined;
 async function nsnet(cmd: Command): Promise<Nsnet> {
   const g = cmd.optsWithGlobals<GlobalOpts>();
   if (g.debug || process.env.NSNET_DEBUG === '1') {
@@ -31,6 +33,7 @@ async function nsnet(cmd: Command): Promise<Nsnet> {
     traceToStderr(['engine:namespace-added', 'engine:namespace-removed', 'engine:network-created', 'engine:network-removed',
       'engine:connected', 'engine:disconnected', 'engine:rolled-back', 'engine:reset', 'firewall:rebuild', 'firewall:drift', 'netlink:dump-interrupted', 'dns:control']);
   }
+  if (keptEngine) return keptEngine;
   const { Nsnet } = await import('../engine/engine.js');
   engine = new Nsnet(g.stateDir ? { stateDir: g.stateDir } : {});
   return engine;
@@ -356,10 +359,14 @@ Examples:
   return program;
 }
 
-/** Runs one command line; returns the exit status. Output goes to process.stdout/stderr. */
-export async function runCli(argv: readonly string[]): Promise<number> {
+/**
+ * Runs one command line; returns the exit status. Output goes to process.stdout/stderr.
+ * `o.engine`: use this open engine (for its state dir) instead of opening one per command.
+ */
+export async function runCli(argv: readonly string[], o: { engine?: Nsnet } = {}): Promise<number> {
   let code = 0;
   engine = undefined;
+  keptEngine = o.engine;
   const outerExitCode = process.exitCode;
   process.exitCode = undefined; // `ns exec` reports its child's status here
   try {
@@ -379,6 +386,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   } finally {
     (engine as Nsnet | undefined)?.close();
     engine = undefined;
+    keptEngine = undefined;
     process.exitCode = outerExitCode;
   }
   return code;

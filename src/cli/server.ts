@@ -36,9 +36,17 @@ async function serve(stateDir: string): Promise<void> {
   const build = buildId();
   let queue: Promise<unknown> = Promise.resolve();
 
-  // CNI plugin calls (src/cni/run.ts): one engine kept open for the server's life, so a call
-  // costs the kernel and store work only.
-  let cniEngine: import('../engine/engine.js').Nsnet | undefined;
+  // One engine kept open for the server's life, for CLI commands and CNI plugin calls
+  // (src/cni/run.ts) alike, so a request costs the kernel and store work only — not opening
+  // the database, preparing its statements and the libnftables context each time.
+  let kept: import('../engine/engine.js').Nsnet | undefined;
+  async function engine(): Promise<import('../engine/engine.js').Nsnet> {
+    if (!kept) {
+      const { Nsnet } = await import('../engine/engine.js');
+      kept = new Nsnet({ stateDir });
+    }
+    return kept;
+  }
   async function runCniRequest(r: CniRequest): Promise<Reply> {
     const { prepare, runPrepared } = await import('../cni/run.js');
     const p = prepare({ env: r.env ?? {}, stdin: String(r.stdin ?? '') });
@@ -46,12 +54,8 @@ async function serve(stateDir: string): Promise<void> {
     if (p.conf.stateDir !== undefined && path.resolve(p.conf.stateDir) !== stateDir) {
       return { code: -1, stdout: '', stderr: '' }; // another state dir: the plugin runs it itself
     }
-    if (!cniEngine) {
-      const { Nsnet } = await import('../engine/engine.js');
-      cniEngine = new Nsnet({ stateDir });
-    }
     const t0 = performance.now();
-    const reply = await runPrepared(p, cniEngine);
+    const reply = await runPrepared(p, await engine());
     process.stdout.write(`served: CNI ${p.inv.verb} ${p.conf.name} ${p.inv.containerId} ${p.inv.ifname} → ${reply.exit} (${(performance.now() - t0).toFixed(1)} ms)\n`);
     return { code: reply.exit, stdout: reply.stdout, stderr: reply.stderr };
   }
@@ -65,7 +69,7 @@ async function serve(stateDir: string): Promise<void> {
     process.stdout.write = ((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; }) as typeof process.stdout.write;
     process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
     try {
-      const code = await runCli(['--state-dir', stateDir, ...argv]);
+      const code = await runCli(['--state-dir', stateDir, ...argv], { engine: await engine() });
       return { code, stdout: out.join(''), stderr: err.join('') };
     } finally {
       process.stdout.write = outWrite;
@@ -108,7 +112,7 @@ async function serve(stateDir: string): Promise<void> {
   });
   process.stdout.write(`nsnet serve: ready (state ${stateDir}, pid ${process.pid})\n`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => { server.close(() => { cniEngine?.close(); resolve(); }); };
+    const stop = (): void => { server.close(() => { kept?.close(); resolve(); }); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
