@@ -61,16 +61,17 @@ add map ${T} pub4_any { type inet_proto . inet_service : ipv4_addr . inet_servic
 add map ${T} pub4_ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
 add map ${T} pub6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
 add map ${T} pub6_ip { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
-add set ${T} restricted { type inet_proto . inet_service; }
-add set ${T} allowed4 { type ipv4_addr . inet_proto . inet_service; flags interval; }
-add set ${T} allowed6 { type ipv6_addr . inet_proto . inet_service; flags interval; }
+add set ${T} restricted4 { type ipv4_addr . inet_proto . inet_service; flags interval; }
+add set ${T} restricted6 { type ipv6_addr . inet_proto . inet_service; flags interval; }
+add set ${T} allowed4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
+add set ${T} allowed6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags interval; }
 add chain ${T} raw_prerouting { type filter hook prerouting priority raw; policy accept; }
 add rule ${T} raw_prerouting iifname != "lo" ip daddr 127.0.0.0/8 drop
 add rule ${T} raw_prerouting iifname != "lo" iifname != @bridges ip saddr @nets4 drop
 add rule ${T} raw_prerouting iifname != "lo" iifname != @bridges ip6 saddr @nets6 drop
 add chain ${T} publish
-add rule ${T} publish meta l4proto . th dport @restricted ip saddr . meta l4proto . th dport != @allowed4 return
-add rule ${T} publish meta l4proto . th dport @restricted ip6 saddr . meta l4proto . th dport != @allowed6 return
+add rule ${T} publish ip daddr . meta l4proto . th dport @restricted4 ip saddr . ip daddr . meta l4proto . th dport != @allowed4 return
+add rule ${T} publish ip6 daddr . meta l4proto . th dport @restricted6 ip6 saddr . ip6 daddr . meta l4proto . th dport != @allowed6 return
 add rule ${T} publish dnat ip to ip daddr . meta l4proto . th dport map @pub4_ip
 add rule ${T} publish dnat ip to meta l4proto . th dport map @pub4_any
 add rule ${T} publish dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_ip
@@ -161,8 +162,16 @@ function portElements(p: PublishRecord): Elem[] {
     out.push(v6host ? [T, 'pub6_ip', `${p.hostIp} . ${key} : ${p.target6} . ${p.containerPort}`] : [T, 'pub6_any', `${key} : ${p.target6} . ${p.containerPort}`]);
   }
   if (p.from.length > 0) {
-    out.push([T, 'restricted', key]);
-    for (const c of p.from) out.push([T, isV6(c) ? 'allowed6' : 'allowed4', `${c} . ${key}`]);
+    // Keyed by the mapping's own host address (every address for a wildcard mapping), so two
+    // mappings of one port on different host addresses keep their own source lists, and
+    // removing one leaves the other restricted. Conflicting mappings are refused, so the
+    // intervals never overlap (which the kernel would refuse).
+    for (const fam of [4, 6] as const) {
+      if ((fam === 4 ? !p.target4 || v6host : !p.target6 || v4host)) continue;
+      const dst = p.hostIp ?? (fam === 4 ? '0.0.0.0/0' : '::/0');
+      out.push([T, `restricted${fam}`, `${dst} . ${key}`]);
+      for (const c of p.from) if (isV6(c) === (fam === 6)) out.push([T, `allowed${fam}`, `${c} . ${dst} . ${key}`]);
+    }
   }
   return out;
 }
@@ -272,7 +281,7 @@ export class Firewall {
   }
 
   ports(verb: 'add' | 'delete', ps: readonly PublishRecord[], state: () => FirewallState): void {
-    // Restricted-source bookkeeping is shared per (proto, port); deleting is done per element.
+    // Every element belongs to exactly one mapping (restrictions are keyed by host address too).
     this.change(script(verb, ps.flatMap(portElements)), state);
   }
 

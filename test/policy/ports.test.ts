@@ -105,6 +105,20 @@ describe('published ports', () => {
     assert.equal(tcpProbe('outside', UPLINK_V4, 3001), OUTSIDE_V4);
     nsnetOk('unpublish', 'app3', '3001:3000');
   });
+  test('--from on one port at two host addresses: each keeps its own sources, also after the other goes', () => {
+    sh('ip addr add 203.0.113.3/24 dev uplink0');
+    try {
+      nsnetOk('publish', 'app3', `${UPLINK_V4}:3002:3000`, '--from', '198.51.100.0/24');
+      nsnetOk('publish', 'app2', '203.0.113.3:3002:81', '--from', '203.0.113.0/24');
+      assert.equal(tcpProbe('outside', '203.0.113.3', 3002), OUTSIDE_V4, 'outside is in the second mapping’s list');
+      assert.equal(tcpProbe('outside', UPLINK_V4, 3002), null, 'the second mapping’s list does not open the first');
+      nsnetOk('unpublish', 'app2', '203.0.113.3:3002:81');
+      assert.equal(tcpProbe('outside', UPLINK_V4, 3002), null, 'the first mapping stays restricted when the second goes');
+      nsnetOk('unpublish', 'app3', `${UPLINK_V4}:3002:3000`);
+    } finally {
+      sh('ip addr del 203.0.113.3/24 dev uplink0');
+    }
+  });
   test('ports lists the mappings, as text and JSON', () => {
     const rows = JSON.parse(nsnetOk('ports', '--json')) as Array<{ namespace: string; hostPort: number; spec: string }>;
     assert.deepEqual(rows.map((r) => `${r.namespace}:${r.hostPort}`).sort(), ['app1:8080', 'app2:8081', 'app2:8082', 'app3:3000']);
