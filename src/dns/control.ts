@@ -162,14 +162,24 @@ export function startDnsService(stateDir: string, o: StartOptions = {}): { pid: 
   }
   if (!childPid) throw new Error(`cannot start the DNS service: spawn ${process.execPath} failed`);
   if (o.wait === false) return { pid: childPid, started: true };
+  return waitForDnsService(dir, childPid, o.timeoutMs);
+}
+
+/**
+ * Waits until the service started as `childPid` (or another that won the start) listens on
+ * the gateways the store wants. Throws with the tail of its log if it did not come up.
+ */
+export function waitForDnsService(stateDir: string, childPid: number, timeoutMs = 5000): { pid: number; started: boolean } {
+  const dir = path.resolve(stateDir);
+  const p = dnsPaths(dir);
   const { wanted } = dnsDemand(dir);
   let pid: number | undefined;
-  const up = waitUntil(o.timeoutMs ?? 5000, () => {
+  const up = waitUntil(timeoutMs, () => {
     pid = livePid(p.pid);
     const st = pid ? readDnsStatusFile(p) : undefined;
     return !!pid && st?.pid === pid && sameList(st.wanted, wanted);
   }, () => {
-    const child = procStart(childPid!);
+    const child = procStart(childPid);
     return (!child || child.zombie) && !livePid(p.pid);
   });
   if (!up || !pid) {
@@ -220,7 +230,7 @@ export function reloadDnsService(stateDir: string, o: { wanted?: string[]; timeo
  * The engine's hook: call after connect, disconnect, createNetwork, removeNetwork, reset
  * and repair have succeeded. See the file comment.
  */
-export function dnsAfterChange(state: StateRef, o: { endpointsOnly?: boolean } = {}): DnsChangeResult {
+export function dnsAfterChange(state: StateRef, o: { endpointsOnly?: boolean; noWait?: boolean } = {}): DnsChangeResult {
   const t0 = performance.now();
   const dir = path.resolve(typeof state === 'string' ? state : state.dir);
   let result: DnsChangeResult;
@@ -231,7 +241,9 @@ export function dnsAfterChange(state: StateRef, o: { endpointsOnly?: boolean } =
       // The user stopped it (`nsnet dns stop`); only `nsnet dns start` brings it back.
       result = { action: 'held', ms: 0 };
     } else if (needed && !pid) {
-      const s = startDnsService(dir);
+      // noWait: the caller (a batch of changes) waits at its end (waitForDnsService), so
+      // the service boots while the rest of the batch is made.
+      const s = startDnsService(dir, { wait: o.noWait !== true });
       result = { action: 'started', pid: s.pid, ms: 0 };
     } else if (!needed && pid) {
       stopDnsService(dir);
@@ -240,7 +252,7 @@ export function dnsAfterChange(state: StateRef, o: { endpointsOnly?: boolean } =
       // An endpoint change needs no signal unless the listener set moved: the service sees
       // names through SQLite's data_version before every query, and a SIGHUP would make it
       // rebuild everything for each connect (O(endpoints) work per connect, on our 2 cores).
-      const ok = reloadDnsService(dir, { wanted, pid, onlyIfListenersChanged: o.endpointsOnly === true });
+      const ok = reloadDnsService(dir, { ...(o.noWait ? {} : { wanted }), pid, onlyIfListenersChanged: o.endpointsOnly === true });
       result = ok ? { action: 'reloaded', pid, ms: 0 } : { action: 'error', pid, error: 'the DNS service did not pick up the new gateways within 1 s', ms: 0 };
     } else {
       result = { action: 'none', ms: 0 };

@@ -28,7 +28,7 @@ import {
 } from '../drivers/macvlan.js';
 import { ipamLimits, validateIpamOptions } from '../ipam/limits.js';
 import { dnsResolvConf, removeNamespaceEtc, writeNamespaceResolvConf } from '../dns/resolvconf.js';
-import { dnsAfterChange } from '../dns/control.js';
+import { dnsAfterChange, waitForDnsService } from '../dns/control.js';
 import { Cidr, parseCidr } from '../ipam/cidr.js';
 import { IpAddress, MacAddress, isUnicastMac, randomMac } from '../ipam/address.js';
 import { AddressSet, allocateAddress, defaultGateway } from '../ipam/allocator.js';
@@ -270,7 +270,7 @@ export class Nsnet {
         throw e;
       }
       publish('engine:network-created', { name: rec.name, subnets: rec.subnets });
-      dnsAfterChange(this.store);
+      this.dnsChanged();
       return rec;
     }
     try {
@@ -284,7 +284,7 @@ export class Nsnet {
       throw e;
     }
     publish('engine:network-created', { name: rec.name, subnets: rec.subnets });
-    dnsAfterChange(this.store);
+    this.dnsChanged();
     return rec;
   }
 
@@ -323,7 +323,7 @@ export class Nsnet {
     this.store.immediate(() => this.store.deleteNetwork(name));
     if (!isVlanDriver(rec.driver)) this.firewall.network('delete', rec, this.policiesNaming({ kind: 'network', name }), () => this.firewallState());
     publish('engine:network-removed', { name });
-    dnsAfterChange(this.store);
+    this.dnsChanged();
   }
 
   requireNetwork(name: string): NetworkRecord {
@@ -474,7 +474,7 @@ export class Nsnet {
       }
       if (spec.netns === undefined) this.writeResolvConf(spec.namespace);
       publish('engine:connected', { network: net.name, namespace: spec.namespace, addresses: rec.addresses });
-      dnsAfterChange(this.store, { endpointsOnly: true });
+      this.dnsChanged({ endpointsOnly: true });
       return rec;
     } finally {
       target.close();
@@ -498,7 +498,7 @@ export class Nsnet {
     if (!isVlanDriver(net?.driver)) this.firewall.endpoint('delete', e, this.policiesNaming({ kind: 'namespace', name: namespace }), () => this.firewallState());
     if (e.declared.netns === undefined) this.writeResolvConf(namespace);
     publish('engine:disconnected', { network, namespace });
-    dnsAfterChange(this.store, { endpointsOnly: true });
+    this.dnsChanged({ endpointsOnly: true });
   }
 
   /** resolv.conf for a namespace: nsnet's DNS on its gateways, or removed with its last endpoint. */
@@ -821,7 +821,39 @@ export class Nsnet {
     return { changes, descriptions };
   }
 
+  /**
+   * Tells the DNS service about a change (src/dns/control.ts). Inside a batch (`execute`)
+   * only until the service is running or starting — without waiting for it, so it boots
+   * while the rest of the batch is made — and once, waiting, after the batch.
+   */
+  private dnsChanged(o: { endpointsOnly?: boolean } = {}): void {
+    const b = this.batch;
+    if (!b) { dnsAfterChange(this.store, o); return; }
+    b.changed = true;
+    if (b.serviceSeen) return;
+    const r = dnsAfterChange(this.store, { ...o, noWait: true });
+    if (r.action === 'started') b.startedPid = r.pid;
+    if (r.pid !== undefined || r.action === 'held') b.serviceSeen = true;
+  }
+  private batch: { changed: boolean; serviceSeen: boolean; startedPid?: number } | undefined;
+
   private execute(changes: readonly Change[], source: string, onChange?: (c: Change, i: number, total: number) => void): void {
+    const outer = this.batch;
+    const batch = (this.batch ??= { changed: false, serviceSeen: false });
+    try {
+      this.executeChanges(changes, source, onChange);
+    } finally {
+      if (!outer) {
+        this.batch = undefined;
+        if (batch.startedPid !== undefined) {
+          try { waitForDnsService(this.store.dir, batch.startedPid); } catch (e) { publish('dns:control', { action: 'error', error: (e as Error).message, ms: 0 }); }
+        }
+        if (batch.changed) dnsAfterChange(this.store);
+      }
+    }
+  }
+
+  private executeChanges(changes: readonly Change[], source: string, onChange?: (c: Change, i: number, total: number) => void): void {
     changes.forEach((c, i) => {
       onChange?.(c, i, changes.length);
       switch (c.kind) {
@@ -868,7 +900,7 @@ export class Nsnet {
     });
     this.leakedHostVeths().forEach((l) => detachEndpoint(this.host, { hostIfname: l }));
     publish('engine:reset', counts);
-    dnsAfterChange(this.store);
+    this.dnsChanged();
     return counts;
   }
 
@@ -909,7 +941,7 @@ export class Nsnet {
       this.enableForwarding(n);
     }
     if (networks.some((n) => !isVlanDriver(n.driver)) || this.firewall.tablesExist()) this.firewall.rebuild(this.firewallState());
-    dnsAfterChange(this.store);
+    this.dnsChanged();
     return { rolledBack, leaked, networks: networks.map((n) => n.name) };
   }
 }

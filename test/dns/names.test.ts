@@ -167,6 +167,22 @@ describe('dns: names of namespaces', () => {
   });
 });
 
+describe('dns: after apply -f', () => {
+  test('names answer the moment apply returns: the service boots during the batch and apply waits for it', (t) => {
+    nsnetOk('reset', '--yes');
+    stopService();
+    const file = `/tmp/nsnet-dns-apply-${process.pid}.yaml`;
+    fs.writeFileSync(file, ['networks:', '  tiers:', '    subnet: 10.72.0.0/24', 'namespaces:',
+      ...['t1', 't2', 't3'].flatMap((n) => [`  ${n}:`, '    networks: [tiers]'])].join('\n') + '\n');
+    t.after(() => { nsnet('down', '-f', file); fs.rmSync(file, { force: true }); });
+    nsnetOk('apply', '-f', file);
+    // One try, no retry: a service still booting would answer "connection refused" at once.
+    const r = dig('t1', '10.72.0.1', 't3', 'A', [], 1);
+    assert.equal(r.status, 'NOERROR', r.out);
+    assert.equal(answerData(r, 'A').length, 1);
+  });
+});
+
 function bridgeMac(dev: string): string {
   return (JSON.parse(must(`ip -j link show ${dev}`)) as Array<{ address: string }>)[0]!.address;
 }
