@@ -115,12 +115,12 @@ export function walkResponse(msg: Buffer): Walk {
 
 /**
  * A relayed or cached answer readied for one asker: its ID, the question name exactly as
- * it asked (letter case included), TTLs aged by `ageSeconds`.
+ * it asked (letter case included), TTLs aged by `ageSeconds`. `qEnd`: where the query's
+ * question name ends, when the caller has it already.
  */
-export function readyAnswer(answer: Buffer, query: Buffer, ttlOffsets: readonly number[], ageSeconds: number): Buffer {
+export function readyAnswer(answer: Buffer, query: Buffer, ttlOffsets: readonly number[], ageSeconds: number, qEnd = questionNameEnd(query)): Buffer {
   const out = Buffer.from(answer);
   out.writeUInt16BE(query.readUInt16BE(0), 0);
-  const qEnd = questionNameEnd(query);
   if (out.length >= qEnd && questionNameEnd(out) === qEnd) query.copy(out, HEADER, HEADER, qEnd);
   if (ageSeconds > 0) {
     for (const o of ttlOffsets) out.writeUInt32BE(Math.max(0, out.readUInt32BE(o) - ageSeconds), o);
