@@ -35,7 +35,7 @@ import {
   CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
 } from './keys.js';
-import { fitsConfig, pickFreeSubnet, planDataplane, type DataplanePlan } from './plan.js';
+import { containerMtu, fitsConfig, pickFreeSubnet, planDataplane, type DataplanePlan } from './plan.js';
 import { readUnderlay, reconcile, type Underlay } from './dataplane.js';
 import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndpoint } from './names.js';
 
@@ -99,6 +99,12 @@ export class Agent {
   private publishing = false;
   private readonly remote = new Map<string, { node: string; e: SharedEndpoint }>();
   private pendingNames: NodeJS.Timeout | undefined;
+  /** The engine (store + firewall), opened on first use and held until stop(). */
+  private net: Nsnet | undefined;
+  /** The underlay filter last written (JSON of the ClusterFilter), '' before the first. */
+  private filterKey = '';
+  /** The `cluster` network's MTU as last stored (undefined: not known yet, check). */
+  private networkMtu: number | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.stateFile = path.join(o.stateDir, 'cluster-agent.json');
@@ -370,19 +376,32 @@ export class Agent {
 
   /** Creates the local network `cluster` with the leased subnet (or checks the one there). */
   private ensureNetwork(subnet: string): void {
-    const mtu = this.config.backend === 'host-gw' ? this.underlay.mtu : (this.config.mtu || this.underlay.mtu - 50);
-    withEngine(this.o.stateDir, (net) => {
+    // Only this host's underlay is known yet; the first reconcile brings it to the cluster's smallest.
+    const mtu = containerMtu(this.config, this.underlay.mtu, []);
+    {
+      const net = this.engine();
       const cur = net.store.network(CLUSTER_NETWORK);
       if (cur) {
-        if (cur.subnets.some((s) => s.cidr === subnet)) return;
+        if (cur.subnets.some((s) => s.cidr === subnet)) { this.networkMtu = cur.mtu ?? undefined; return; }
         if (net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
           throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnet}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
         }
         net.removeNetwork(CLUSTER_NETWORK);
       }
       net.createNetwork({ name: CLUSTER_NETWORK, subnets: [subnet], mtu, peers: [this.config.network] });
+      this.networkMtu = mtu;
       this.o.log('network', { name: CLUSTER_NETWORK, subnet, mtu });
-    });
+    }
+  }
+
+  /**
+   * The engine, held for the agent's life: the store is SQLite in WAL mode (an idle
+   * connection holds no lock, CLI calls go on beside it) and libnftables' context is built
+   * once, so a join costs the agent a firewall transaction, not an engine start-up.
+   */
+  private engine(): Nsnet {
+    this.net ??= new Nsnet({ stateDir: this.o.stateDir });
+    return this.net;
   }
 
   // ---- listing, watching, reconciling -----------------------------------------------------
@@ -575,13 +594,16 @@ export class Agent {
     const errors = plan.peers.filter((p) => p.reason).map((p) => p.reason!);
     try {
       const t0 = performance.now();
+      // Peers are let in before routes point at them.
+      const filtered = this.ensureFilter(plan, why === 'timer');
       const r = reconcile(this.host, this.config, this.underlay, this.state.subnet, this.state.vtepMac, plan);
       this.lastPlan = plan;
       this.errors = errors;
-      if (r.changes > 0 || why !== 'timer') {
+      const links = this.ensureNetworkMtu(plan.containerMtu, why === 'timer');
+      if (r.changes + links + filtered > 0 || why !== 'timer') {
         this.o.log('reconciled', {
-          why, changes: r.changes, recreatedDevice: r.recreatedDevice, peers: plan.peers.length, revision: this.revision,
-          ms: Math.round((performance.now() - t0) * 100) / 100,
+          why, changes: r.changes + links + filtered, recreatedDevice: r.recreatedDevice, peers: plan.peers.length, revision: this.revision,
+          mtu: plan.containerMtu, ms: Math.round((performance.now() - t0) * 100) / 100,
         });
       }
     } catch (e) {
@@ -590,6 +612,38 @@ export class Agent {
       this.o.log('reconcile-failed', { why, error: e.message });
     }
     void this.publishStatus();
+  }
+
+  /**
+   * Keeps the `cluster` network's MTU (stored record, bridge, veths, containers' interfaces)
+   * at `mtu`, so a container never sends a packet some underlay on its way would drop: an
+   * underlay MTU change anywhere in the cluster reaches every container. Opens the engine
+   * only when the MTU changed, or on the periodic resync (which also repairs interfaces
+   * changed by hand and attaches that raced with a change). Returns links changed.
+   */
+  private ensureNetworkMtu(mtu: number, repair: boolean): number {
+    if (mtu === this.networkMtu && !repair) return 0;
+    const links = this.engine().setNetworkMtu(CLUSTER_NETWORK, mtu);
+    if (mtu !== this.networkMtu) this.o.log('network-mtu', { name: CLUSTER_NETWORK, from: this.networkMtu, mtu, links });
+    this.networkMtu = mtu;
+    return links;
+  }
+
+  /**
+   * Keeps the underlay filter (firewall.ts ClusterFilter) equal to the current peers: UDP to
+   * the VXLAN port only from their underlay addresses. One firewall transaction when the
+   * peer set changes; the periodic resync rewrites it (a flushed set, a rebuilt table).
+   * Host-gw peers are included: a peer's backend can change (auto) before we see it.
+   * Returns 1 when the set changed.
+   */
+  private ensureFilter(plan: DataplanePlan, repair: boolean): number {
+    const f = plan.vxlan ? { port: this.config.port, peers: [...new Set(plan.peers.map((p) => p.publicIp))].sort() } : null;
+    const key = JSON.stringify(f);
+    if (key === this.filterKey && !repair) return 0;
+    this.engine().setClusterFilter(f);
+    const changed = key !== this.filterKey;
+    this.filterKey = key;
+    return changed ? 1 : 0;
   }
 
   /** Writes nodes/NAME (under the heartbeat lease) when what it says changed. */
@@ -618,6 +672,8 @@ export class Agent {
     if (this.pendingNames) clearTimeout(this.pendingNames);
     this.names?.close();
     this.names = undefined;
+    this.net?.close();
+    this.net = undefined;
     await this.closeWatch();
     this.subnetLease?.release();
     await this.dropLease('heartbeat');
@@ -639,13 +695,3 @@ function cidrOverlap(a: string, b: string): boolean {
 }
 
 export { cidrOverlap };
-
-/** Runs `fn` with an engine on `stateDir`, closed afterwards (the agent holds none between uses). */
-function withEngine<T>(stateDir: string, fn: (net: Nsnet) => T): T {
-  const net = new Nsnet({ stateDir });
-  try {
-    return fn(net);
-  } finally {
-    net.close();
-  }
-}
