@@ -130,6 +130,12 @@ export class Agent {
     await this.retry('claim the node name', () => this.claimNode());
     const subnet = await this.retry('lease a subnet', () => this.acquireSubnet());
     this.o.log('leased', { subnet, node: this.o.node, publicIp: this.underlay.publicIp });
+    // Program the kernel towards the peers at once, from the consistent listing the lease
+    // was taken against (the peers are programming us from the same moment); the local
+    // network, the names and the full listing + watch follow. A host joining is reachable
+    // as soon as both sides are programmed, and the network is not needed for that.
+    for (const [s, e] of this.leasingListing) this.model.set(s, e);
+    this.reconcileNow('lease');
     this.ensureNetwork(subnet);
     this.names = new LocalNames(this.o.stateDir, CLUSTER_NETWORK);
     await this.retry('list the cluster', () => this.relist());
@@ -310,9 +316,13 @@ export class Agent {
       const id = await this.grant('subnet');
       const all = await this.client.getAll().prefix(SUBNETS_PREFIX).exec();
       const taken = new Map<string, { lease: SubnetLease | undefined; mod: string; leaseId: string }>();
+      this.leasingListing.clear();
       for (const kv of all.kvs) {
         const s = subnetOfKey(kv.key.toString());
-        if (s) taken.set(s, { lease: parseLease(kv.value.toString()), mod: kv.mod_revision, leaseId: kv.lease });
+        if (!s) continue;
+        const lease = parseLease(kv.value.toString());
+        taken.set(s, { lease, mod: kv.mod_revision, leaseId: kv.lease });
+        if (lease && fitsConfig(this.config, s)) this.leasingListing.set(s, { lease, modRevision: kv.mod_revision });
       }
       // A subnet this node already holds in etcd wins over the state file (state dir lost).
       let want = [...taken].find(([, v]) => v.lease?.nodeId === this.state.nodeId)?.[0];
@@ -337,6 +347,9 @@ export class Agent {
     }
     throw new NsnetError('CLUSTER_SUBNETS_EXHAUSTED', 'could not lease a subnet after 10 attempts (other agents keep winning the race)');
   }
+
+  /** The other hosts' leases as listed by the last acquireSubnet (start-up programs from it). */
+  private readonly leasingListing = new Map<string, Entry>();
 
   private readonly regaining = new Set<'subnet' | 'heartbeat'>();
 
@@ -376,8 +389,8 @@ export class Agent {
 
   /** Creates the local network `cluster` with the leased subnet (or checks the one there). */
   private ensureNetwork(subnet: string): void {
-    // Only this host's underlay is known yet; the first reconcile brings it to the cluster's smallest.
-    const mtu = containerMtu(this.config, this.underlay.mtu, []);
+    // The cluster's smallest underlay, from the first reconcile's plan (the listing).
+    const mtu = this.lastPlan?.containerMtu ?? containerMtu(this.config, this.underlay.mtu, []);
     {
       const net = this.engine();
       const cur = net.store.network(CLUSTER_NETWORK);
@@ -623,6 +636,9 @@ export class Agent {
    */
   private ensureNetworkMtu(mtu: number, repair: boolean): number {
     if (mtu === this.networkMtu && !repair) return 0;
+    // The first reconcile (at start-up) comes before the network exists on a new host:
+    // ensureNetwork then creates it with this plan's MTU.
+    if (this.networkMtu === undefined && !this.engine().store.network(CLUSTER_NETWORK)) return 0;
     const links = this.engine().setNetworkMtu(CLUSTER_NETWORK, mtu);
     if (mtu !== this.networkMtu) this.o.log('network-mtu', { name: CLUSTER_NETWORK, from: this.networkMtu, mtu, links });
     this.networkMtu = mtu;
