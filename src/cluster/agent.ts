@@ -640,7 +640,7 @@ export class Agent {
     // ensureNetwork then creates it with this plan's MTU.
     if (this.networkMtu === undefined && !this.engine().store.network(CLUSTER_NETWORK)) return 0;
     const links = this.engine().setNetworkMtu(CLUSTER_NETWORK, mtu);
-    if (mtu !== this.networkMtu) this.o.log('network-mtu', { name: CLUSTER_NETWORK, from: this.networkMtu, mtu, links });
+    if (links > 0 || (this.networkMtu !== undefined && mtu !== this.networkMtu)) this.o.log('network-mtu', { name: CLUSTER_NETWORK, from: this.networkMtu, mtu, links });
     this.networkMtu = mtu;
     return links;
   }
