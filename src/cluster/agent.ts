@@ -30,6 +30,7 @@ import { getLink } from '../kernel/netlink/route/link.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
 import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
+import type { NetworkRecord } from '../engine/types.js';
 import { connectEtcd, unreachable } from './etcd.js';
 import {
   CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
@@ -71,6 +72,9 @@ interface LocalState {
 interface Entry { lease: SubnetLease; modRevision: string }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How long a status write waits for more reconciles to coalesce with (publishStatus). */
+const STATUS_DELAY_MS = 1000;
 
 export class Agent {
   private readonly host = Netns.host();
@@ -134,6 +138,7 @@ export class Agent {
     // was taken against (the peers are programming us from the same moment); the local
     // network, the names and the full listing + watch follow. A host joining is reachable
     // as soon as both sides are programmed, and the network is not needed for that.
+    this.checkNetwork(subnet);
     for (const [s, e] of this.leasingListing) this.model.set(s, e);
     this.reconcileNow('lease');
     this.ensureNetwork(subnet);
@@ -391,21 +396,30 @@ export class Agent {
   private ensureNetwork(subnet: string): void {
     // The cluster's smallest underlay, from the first reconcile's plan (the listing).
     const mtu = this.lastPlan?.containerMtu ?? containerMtu(this.config, this.underlay.mtu, []);
-    {
-      const net = this.engine();
-      const cur = net.store.network(CLUSTER_NETWORK);
-      if (cur) {
-        if (cur.subnets.some((s) => s.cidr === subnet)) { this.networkMtu = cur.mtu ?? undefined; return; }
-        if (net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
-          throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnet}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
-        }
-        net.removeNetwork(CLUSTER_NETWORK);
-      }
-      net.createNetwork({ name: CLUSTER_NETWORK, subnets: [subnet], mtu, peers: [this.config.network] });
-      this.networkMtu = mtu;
-      this.o.log('network', { name: CLUSTER_NETWORK, subnet, mtu });
+    const net = this.engine();
+    const cur = this.checkNetwork(subnet);
+    if (cur) {
+      if (cur.subnets.some((s) => s.cidr === subnet)) { this.networkMtu = cur.mtu ?? undefined; return; }
+      net.removeNetwork(CLUSTER_NETWORK);
     }
+    net.createNetwork({ name: CLUSTER_NETWORK, subnets: [subnet], mtu, peers: [this.config.network] });
+    this.networkMtu = mtu;
+    this.o.log('network', { name: CLUSTER_NETWORK, subnet, mtu });
   }
+
+  /**
+   * The local `cluster` network as stored, refusing (before anything is programmed) one
+   * that holds another subnet while containers are attached to it.
+   */
+  private checkNetwork(subnet: string): NetworkRecord | undefined {
+    const net = this.engine();
+    const cur = net.store.network(CLUSTER_NETWORK);
+    if (cur && !cur.subnets.some((s) => s.cidr === subnet) && net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
+      throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnet}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
+    }
+    return cur;
+  }
+
 
   /**
    * The engine, held for the agent's life: the store is SQLite in WAL mode (an idle
@@ -624,7 +638,7 @@ export class Agent {
       this.errors = [...errors, e.message];
       this.o.log('reconcile-failed', { why, error: e.message });
     }
-    void this.publishStatus();
+    this.publishStatus();
   }
 
   /**
@@ -662,8 +676,25 @@ export class Agent {
     return changed ? 1 : 0;
   }
 
+  /**
+   * Writes nodes/NAME a moment after a reconcile, coalescing: the status is for people
+   * (`cluster status`), and every write reaches every agent's watch — when a host joins, N
+   * agents reconcile at once and N status writes fan out to N watchers (N² events), which
+   * would compete for the CPU with the programming that the join is waiting for.
+   */
+  private publishStatus(): void {
+    if (this.pendingStatus || this.stopped) return;
+    this.pendingStatus = setTimeout(() => {
+      this.pendingStatus = undefined;
+      void this.writeStatus();
+    }, STATUS_DELAY_MS);
+  }
+
+  private pendingStatus: NodeJS.Timeout | undefined;
+
   /** Writes nodes/NAME (under the heartbeat lease) when what it says changed. */
-  private async publishStatus(): Promise<void> {
+  private async writeStatus(): Promise<void> {
+    if (this.stopped) return;
     const rec = this.nodeRecord();
     const text = JSON.stringify({ ...rec, revision: '' });
     if (text === this.lastStatus || !this.heartbeatLease || !this.state.heartbeatLeaseId) return;
@@ -686,6 +717,7 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     if (this.pending) clearTimeout(this.pending);
     if (this.pendingNames) clearTimeout(this.pendingNames);
+    if (this.pendingStatus) clearTimeout(this.pendingStatus);
     this.names?.close();
     this.names = undefined;
     this.net?.close();
