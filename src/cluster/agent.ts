@@ -128,7 +128,12 @@ export class Agent {
     if (!this.underlay.publicIp) throw new NsnetError('LINK_NOT_FOUND', `underlay interface ${iface} has no IPv4 address`, { object: iface });
     this.state = this.loadState();
     this.client = connectEtcd(this.urls);
-    this.config = await this.retry('read the cluster config', () => this.readConfig());
+    const config = this.retry('read the cluster config', () => this.readConfig());
+    // While the first call connects and waits for etcd: open the store and libnftables
+    // (~15 ms of CPU), which the first reconcile needs, instead of paying for them when
+    // every peer is busy programming the host that is joining.
+    this.engine().warmUp();
+    this.config = await config;
     this.o.log('config', { ...this.config });
     this.checkOverlap();
     await this.retry('claim the node name', () => this.claimNode());

@@ -107,6 +107,14 @@ export class Nsnet {
     this.host = Netns.host();
   }
 
+  /**
+   * Prepares what the first firewall change would otherwise build (the libnftables
+   * context), for a long-lived caller that can do it while it waits for something else.
+   */
+  warmUp(): void {
+    this.firewall.open();
+  }
+
   close(): void {
     this.firewall.close();
     this.store.close();

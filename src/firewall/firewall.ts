@@ -233,6 +233,11 @@ export class Firewall {
     return this.nft;
   }
 
+  /** Builds the libnftables context now (~4 ms) rather than in the first change. */
+  open(): void {
+    this.ctx();
+  }
+
   close(): void {
     this.nft?.close();
     this.nft = undefined;
