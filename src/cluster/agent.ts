@@ -5,14 +5,18 @@
  * every other host equal to what etcd says (dataplane.ts).
  *
  * Control loop (reference/multihost-overlay.md §5.2, flannel's lessons in §1.4–1.5):
- *  1. one consistent listing of `subnets/` at revision R, reconcile;
+ *  1. one consistent listing of `subnets/` at revision R, reconcile (at start-up the kernel
+ *     is first programmed from the listing the subnet lease was taken against);
  *  2. a watch from R+1; events update the model and schedule a reconcile (debounced);
  *  3. a watch that is cancelled (compaction: `mvcc: required revision has been compacted`)
  *     or fails leads to one fresh listing at a new revision and a new watch, with backoff —
  *     never a hot loop (flannel #2470);
  *  4. a periodic kernel resync repairs entries deleted by hand and a deleted VXLAN device;
  *     a periodic re-list catches anything a watch could have missed;
- *  5. etcd unreachable: the model and the data plane stay as they are (flannel #294, #636);
+ *  5. each reconcile also keeps the local `cluster` network's MTU at the cluster's smallest
+ *     underlay MTU minus the encapsulation, and nsnet's VXLAN filter (UDP to the VXLAN port
+ *     only from current peers' underlay addresses) equal to the peer set;
+ *  6. etcd unreachable: the model and the data plane stay as they are (flannel #294, #636);
  *     leases are kept alive by etcd KeepAlive and re-granted + re-put (same subnet, by
  *     compare-and-swap) when lost — the agent never exits and never flushes routes for that.
  *
@@ -425,7 +429,6 @@ export class Agent {
     return cur;
   }
 
-
   /**
    * The engine, held for the agent's life: the store is SQLite in WAL mode (an idle
    * connection holds no lock, CLI calls go on beside it) and libnftables' context is built
@@ -649,9 +652,9 @@ export class Agent {
   /**
    * Keeps the `cluster` network's MTU (stored record, bridge, veths, containers' interfaces)
    * at `mtu`, so a container never sends a packet some underlay on its way would drop: an
-   * underlay MTU change anywhere in the cluster reaches every container. Opens the engine
-   * only when the MTU changed, or on the periodic resync (which also repairs interfaces
-   * changed by hand and attaches that raced with a change). Returns links changed.
+   * underlay MTU change anywhere in the cluster reaches every container. Runs when the MTU
+   * changed, and on the periodic resync (which also repairs interfaces changed by hand and
+   * attaches that raced with a change). Returns links changed.
    */
   private ensureNetworkMtu(mtu: number, repair: boolean): number {
     if (mtu === this.networkMtu && !repair) return 0;
