@@ -5,14 +5,18 @@
  * every other host equal to what etcd says (dataplane.ts).
  *
  * Control loop (reference/multihost-overlay.md §5.2, flannel's lessons in §1.4–1.5):
- *  1. one consistent listing of `subnets/` at revision R, reconcile;
+ *  1. one consistent listing of `subnets/` at revision R, reconcile (at start-up the kernel
+ *     is first programmed from the listing the subnet lease was taken against);
  *  2. a watch from R+1; events update the model and schedule a reconcile (debounced);
  *  3. a watch that is cancelled (compaction: `mvcc: required revision has been compacted`)
  *     or fails leads to one fresh listing at a new revision and a new watch, with backoff —
  *     never a hot loop (flannel #2470);
  *  4. a periodic kernel resync repairs entries deleted by hand and a deleted VXLAN device;
  *     a periodic re-list catches anything a watch could have missed;
- *  5. etcd unreachable: the model and the data plane stay as they are (flannel #294, #636);
+ *  5. each reconcile also keeps the local `cluster` network's MTU at the cluster's smallest
+ *     underlay MTU minus the encapsulation, and nsnet's VXLAN filter (UDP to the VXLAN port
+ *     only from current peers' underlay addresses) equal to the peer set;
+ *  6. etcd unreachable: the model and the data plane stay as they are (flannel #294, #636);
  *     leases are kept alive by etcd KeepAlive and re-granted + re-put (same subnet, by
  *     compare-and-swap) when lost — the agent never exits and never flushes routes for that.
  *
@@ -30,12 +34,13 @@ import { getLink } from '../kernel/netlink/route/link.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
 import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
+import type { NetworkRecord } from '../engine/types.js';
 import { connectEtcd, unreachable } from './etcd.js';
 import {
   CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
 } from './keys.js';
-import { fitsConfig, pickFreeSubnet, planDataplane, type DataplanePlan } from './plan.js';
+import { containerMtu, fitsConfig, pickFreeSubnet, planDataplane, type DataplanePlan } from './plan.js';
 import { readUnderlay, reconcile, type Underlay } from './dataplane.js';
 import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndpoint } from './names.js';
 
@@ -72,6 +77,9 @@ interface Entry { lease: SubnetLease; modRevision: string }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** How long a status write waits for more reconciles to coalesce with (publishStatus). */
+const STATUS_DELAY_MS = 1000;
+
 export class Agent {
   private readonly host = Netns.host();
   private client!: Etcd3;
@@ -99,6 +107,12 @@ export class Agent {
   private publishing = false;
   private readonly remote = new Map<string, { node: string; e: SharedEndpoint }>();
   private pendingNames: NodeJS.Timeout | undefined;
+  /** The engine (store + firewall), opened on first use and held until stop(). */
+  private net: Nsnet | undefined;
+  /** The underlay filter last written (JSON of the ClusterFilter), '' before the first. */
+  private filterKey = '';
+  /** The `cluster` network's MTU as last stored (undefined: not known yet, check). */
+  private networkMtu: number | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.stateFile = path.join(o.stateDir, 'cluster-agent.json');
@@ -118,12 +132,24 @@ export class Agent {
     if (!this.underlay.publicIp) throw new NsnetError('LINK_NOT_FOUND', `underlay interface ${iface} has no IPv4 address`, { object: iface });
     this.state = this.loadState();
     this.client = connectEtcd(this.urls);
-    this.config = await this.retry('read the cluster config', () => this.readConfig());
+    const config = this.retry('read the cluster config', () => this.readConfig());
+    // While the first call connects and waits for etcd: open the store and libnftables
+    // (~15 ms of CPU), which the first reconcile needs, instead of paying for them when
+    // every peer is busy programming the host that is joining.
+    this.engine().warmUp();
+    this.config = await config;
     this.o.log('config', { ...this.config });
     this.checkOverlap();
     await this.retry('claim the node name', () => this.claimNode());
     const subnet = await this.retry('lease a subnet', () => this.acquireSubnet());
     this.o.log('leased', { subnet, node: this.o.node, publicIp: this.underlay.publicIp });
+    // Program the kernel towards the peers at once, from the consistent listing the lease
+    // was taken against (the peers are programming us from the same moment); the local
+    // network, the names and the full listing + watch follow. A host joining is reachable
+    // as soon as both sides are programmed, and the network is not needed for that.
+    this.checkNetwork(subnet);
+    for (const [s, e] of this.leasingListing) this.model.set(s, e);
+    this.reconcileNow('lease');
     this.ensureNetwork(subnet);
     this.names = new LocalNames(this.o.stateDir, CLUSTER_NETWORK);
     await this.retry('list the cluster', () => this.relist());
@@ -304,9 +330,13 @@ export class Agent {
       const id = await this.grant('subnet');
       const all = await this.client.getAll().prefix(SUBNETS_PREFIX).exec();
       const taken = new Map<string, { lease: SubnetLease | undefined; mod: string; leaseId: string }>();
+      this.leasingListing.clear();
       for (const kv of all.kvs) {
         const s = subnetOfKey(kv.key.toString());
-        if (s) taken.set(s, { lease: parseLease(kv.value.toString()), mod: kv.mod_revision, leaseId: kv.lease });
+        if (!s) continue;
+        const lease = parseLease(kv.value.toString());
+        taken.set(s, { lease, mod: kv.mod_revision, leaseId: kv.lease });
+        if (lease && fitsConfig(this.config, s)) this.leasingListing.set(s, { lease, modRevision: kv.mod_revision });
       }
       // A subnet this node already holds in etcd wins over the state file (state dir lost).
       let want = [...taken].find(([, v]) => v.lease?.nodeId === this.state.nodeId)?.[0];
@@ -331,6 +361,9 @@ export class Agent {
     }
     throw new NsnetError('CLUSTER_SUBNETS_EXHAUSTED', 'could not lease a subnet after 10 attempts (other agents keep winning the race)');
   }
+
+  /** The other hosts' leases as listed by the last acquireSubnet (start-up programs from it). */
+  private readonly leasingListing = new Map<string, Entry>();
 
   private readonly regaining = new Set<'subnet' | 'heartbeat'>();
 
@@ -370,19 +403,40 @@ export class Agent {
 
   /** Creates the local network `cluster` with the leased subnet (or checks the one there). */
   private ensureNetwork(subnet: string): void {
-    const mtu = this.config.backend === 'host-gw' ? this.underlay.mtu : (this.config.mtu || this.underlay.mtu - 50);
-    withEngine(this.o.stateDir, (net) => {
-      const cur = net.store.network(CLUSTER_NETWORK);
-      if (cur) {
-        if (cur.subnets.some((s) => s.cidr === subnet)) return;
-        if (net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
-          throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnet}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
-        }
-        net.removeNetwork(CLUSTER_NETWORK);
-      }
-      net.createNetwork({ name: CLUSTER_NETWORK, subnets: [subnet], mtu, peers: [this.config.network] });
-      this.o.log('network', { name: CLUSTER_NETWORK, subnet, mtu });
-    });
+    // The cluster's smallest underlay, from the first reconcile's plan (the listing).
+    const mtu = this.lastPlan?.containerMtu ?? containerMtu(this.config, this.underlay.mtu, []);
+    const net = this.engine();
+    const cur = this.checkNetwork(subnet);
+    if (cur) {
+      if (cur.subnets.some((s) => s.cidr === subnet)) { this.networkMtu = cur.mtu ?? undefined; return; }
+      net.removeNetwork(CLUSTER_NETWORK);
+    }
+    net.createNetwork({ name: CLUSTER_NETWORK, subnets: [subnet], mtu, peers: [this.config.network] });
+    this.networkMtu = mtu;
+    this.o.log('network', { name: CLUSTER_NETWORK, subnet, mtu });
+  }
+
+  /**
+   * The local `cluster` network as stored, refusing (before anything is programmed) one
+   * that holds another subnet while containers are attached to it.
+   */
+  private checkNetwork(subnet: string): NetworkRecord | undefined {
+    const net = this.engine();
+    const cur = net.store.network(CLUSTER_NETWORK);
+    if (cur && !cur.subnets.some((s) => s.cidr === subnet) && net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
+      throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnet}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
+    }
+    return cur;
+  }
+
+  /**
+   * The engine, held for the agent's life: the store is SQLite in WAL mode (an idle
+   * connection holds no lock, CLI calls go on beside it) and libnftables' context is built
+   * once, so a join costs the agent a firewall transaction, not an engine start-up.
+   */
+  private engine(): Nsnet {
+    this.net ??= new Nsnet({ stateDir: this.o.stateDir });
+    return this.net;
   }
 
   // ---- listing, watching, reconciling -----------------------------------------------------
@@ -575,13 +629,16 @@ export class Agent {
     const errors = plan.peers.filter((p) => p.reason).map((p) => p.reason!);
     try {
       const t0 = performance.now();
+      // Peers are let in before routes point at them.
+      const filtered = this.ensureFilter(plan, why === 'timer');
       const r = reconcile(this.host, this.config, this.underlay, this.state.subnet, this.state.vtepMac, plan);
       this.lastPlan = plan;
       this.errors = errors;
-      if (r.changes > 0 || why !== 'timer') {
+      const links = this.ensureNetworkMtu(plan.containerMtu, why === 'timer');
+      if (r.changes + links + filtered > 0 || why !== 'timer') {
         this.o.log('reconciled', {
-          why, changes: r.changes, recreatedDevice: r.recreatedDevice, peers: plan.peers.length, revision: this.revision,
-          ms: Math.round((performance.now() - t0) * 100) / 100,
+          why, changes: r.changes + links + filtered, recreatedDevice: r.recreatedDevice, peers: plan.peers.length, revision: this.revision,
+          mtu: plan.containerMtu, ms: Math.round((performance.now() - t0) * 100) / 100,
         });
       }
     } catch (e) {
@@ -589,11 +646,63 @@ export class Agent {
       this.errors = [...errors, e.message];
       this.o.log('reconcile-failed', { why, error: e.message });
     }
-    void this.publishStatus();
+    this.publishStatus();
   }
 
+  /**
+   * Keeps the `cluster` network's MTU (stored record, bridge, veths, containers' interfaces)
+   * at `mtu`, so a container never sends a packet some underlay on its way would drop: an
+   * underlay MTU change anywhere in the cluster reaches every container. Runs when the MTU
+   * changed, and on the periodic resync (which also repairs interfaces changed by hand and
+   * attaches that raced with a change). Returns links changed.
+   */
+  private ensureNetworkMtu(mtu: number, repair: boolean): number {
+    if (mtu === this.networkMtu && !repair) return 0;
+    // The first reconcile (at start-up) comes before the network exists on a new host:
+    // ensureNetwork then creates it with this plan's MTU.
+    if (this.networkMtu === undefined && !this.engine().store.network(CLUSTER_NETWORK)) return 0;
+    const links = this.engine().setNetworkMtu(CLUSTER_NETWORK, mtu);
+    if (links > 0 || (this.networkMtu !== undefined && mtu !== this.networkMtu)) this.o.log('network-mtu', { name: CLUSTER_NETWORK, from: this.networkMtu, mtu, links });
+    this.networkMtu = mtu;
+    return links;
+  }
+
+  /**
+   * Keeps the underlay filter (firewall.ts ClusterFilter) equal to the current peers: UDP to
+   * the VXLAN port only from their underlay addresses. One firewall transaction when the
+   * peer set changes; the periodic resync rewrites it (a flushed set, a rebuilt table).
+   * Host-gw peers are included: a peer's backend can change (auto) before we see it.
+   * Returns 1 when the set changed.
+   */
+  private ensureFilter(plan: DataplanePlan, repair: boolean): number {
+    const f = plan.vxlan ? { port: this.config.port, peers: [...new Set(plan.peers.map((p) => p.publicIp))].sort() } : null;
+    const key = JSON.stringify(f);
+    if (key === this.filterKey && !repair) return 0;
+    this.engine().setClusterFilter(f);
+    const changed = key !== this.filterKey;
+    this.filterKey = key;
+    return changed ? 1 : 0;
+  }
+
+  /**
+   * Writes nodes/NAME a moment after a reconcile, coalescing: the status is for people
+   * (`cluster status`), and every write reaches every agent's watch — when a host joins, N
+   * agents reconcile at once and N status writes fan out to N watchers (N² events), which
+   * would compete for the CPU with the programming that the join is waiting for.
+   */
+  private publishStatus(): void {
+    if (this.pendingStatus || this.stopped) return;
+    this.pendingStatus = setTimeout(() => {
+      this.pendingStatus = undefined;
+      void this.writeStatus();
+    }, STATUS_DELAY_MS);
+  }
+
+  private pendingStatus: NodeJS.Timeout | undefined;
+
   /** Writes nodes/NAME (under the heartbeat lease) when what it says changed. */
-  private async publishStatus(): Promise<void> {
+  private async writeStatus(): Promise<void> {
+    if (this.stopped) return;
     const rec = this.nodeRecord();
     const text = JSON.stringify({ ...rec, revision: '' });
     if (text === this.lastStatus || !this.heartbeatLease || !this.state.heartbeatLeaseId) return;
@@ -616,8 +725,11 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     if (this.pending) clearTimeout(this.pending);
     if (this.pendingNames) clearTimeout(this.pendingNames);
+    if (this.pendingStatus) clearTimeout(this.pendingStatus);
     this.names?.close();
     this.names = undefined;
+    this.net?.close();
+    this.net = undefined;
     await this.closeWatch();
     this.subnetLease?.release();
     await this.dropLease('heartbeat');
@@ -639,13 +751,3 @@ function cidrOverlap(a: string, b: string): boolean {
 }
 
 export { cidrOverlap };
-
-/** Runs `fn` with an engine on `stateDir`, closed afterwards (the agent holds none between uses). */
-function withEngine<T>(stateDir: string, fn: (net: Nsnet) => T): T {
-  const net = new Nsnet({ stateDir });
-  try {
-    return fn(net);
-  } finally {
-    net.close();
-  }
-}

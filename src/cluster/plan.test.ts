@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isNsnetError } from '../errors.js';
 import { makeConfig, parseConfig, parseLease, subnetKey, subnetOfKey, type SubnetLease } from './keys.js';
-import { clusterSubnets, fitsConfig, pickFreeSubnet, planDataplane, tunnelMtu } from './plan.js';
+import { clusterSubnets, containerMtu, fitsConfig, pickFreeSubnet, planDataplane, tunnelMtu } from './plan.js';
 
 const lease = (node: string, publicIp: string, underlayMtu = 1500): SubnetLease =>
   ({ schema: 1, nodeId: `id-${node}`, node, publicIp, underlayMtu, vtepMac: '02:00:00:00:00:01' });
@@ -63,6 +63,7 @@ describe('cluster plan', () => {
     const p = planDataplane(c, self, leases);
     assert.deepEqual(p.peers.map((x) => [x.node, x.backend, x.vtepIp]), [['h2', 'host-gw', '10.244.1.0'], ['h3', 'vxlan', '10.244.2.0']]);
     assert.equal(p.tunnelMtu, 1350);
+    assert.equal(p.containerMtu, 1350, 'the smallest underlay in the cluster (h3, 1400) minus VXLAN');
     assert.ok(p.vxlan);
     const hg = planDataplane({ ...c, backend: 'host-gw' }, self, leases);
     assert.deepEqual(hg.peers.map((x) => x.backend), ['host-gw', 'unreachable']);
@@ -71,5 +72,8 @@ describe('cluster plan', () => {
     const vx = planDataplane({ ...c, backend: 'vxlan' }, self, leases);
     assert.deepEqual(vx.peers.map((x) => x.backend), ['vxlan', 'vxlan']);
     assert.equal(tunnelMtu({ ...c, mtu: 1300 }, 1500, leases.values()), 1300);
+    assert.equal(hg.containerMtu, 1400, 'host-gw adds no header');
+    assert.equal(containerMtu({ ...c, backend: 'host-gw' }, 1500, [lease('h2', '10.99.0.12', 9000)]), 1500, 'our own underlay counts too');
+    assert.equal(containerMtu({ ...c, mtu: 1300 }, 9000, leases.values()), 1300);
   });
 });

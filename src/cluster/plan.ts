@@ -66,6 +66,11 @@ export interface DataplanePlan {
   peers: PeerPlan[];
   /** MTU of the VXLAN device (and the largest inner packet between hosts). */
   tunnelMtu: number;
+  /**
+   * MTU of the local `cluster` network (bridge, veths, containers' interfaces): the largest
+   * packet a container can send to any other host without it being dropped on the way.
+   */
+  containerMtu: number;
   /** True when a VXLAN device is needed at all. */
   vxlan: boolean;
 }
@@ -83,6 +88,22 @@ export function tunnelMtu(c: ClusterConfig, ownUnderlayMtu: number, leases: Iter
   return min - VXLAN_OVERHEAD;
 }
 
+/**
+ * The containers' MTU: configured, or the smallest underlay MTU in the cluster minus what the
+ * backend adds — 50 bytes for VXLAN over IPv4 (RFC 7348 §5), nothing for host-gw (plain
+ * routing). The smallest one in the whole cluster, not this host's: a container here sends
+ * to every host, and a frame larger than the receiving underlay's MTU is dropped by the
+ * receiving link without any ICMP (a veth or bridge port only counts it), so path MTU
+ * discovery cannot find it. `auto` counts the overhead even when every peer is on-link,
+ * so a routed host joining later does not need every container's MTU lowered.
+ */
+export function containerMtu(c: ClusterConfig, ownUnderlayMtu: number, leases: Iterable<SubnetLease>): number {
+  if (c.mtu) return c.mtu;
+  let min = ownUnderlayMtu;
+  for (const l of leases) min = Math.min(min, l.underlayMtu);
+  return min - (c.backend === 'host-gw' ? 0 : VXLAN_OVERHEAD);
+}
+
 /** What the kernel must hold towards every other host (flannel DirectRouting semantics for `auto`). */
 export function planDataplane(c: ClusterConfig, self: SelfView & { underlayMtu: number }, leases: ReadonlyMap<string, SubnetLease>): DataplanePlan {
   const peers: PeerPlan[] = [];
@@ -97,6 +118,7 @@ export function planDataplane(c: ClusterConfig, self: SelfView & { underlayMtu: 
   return {
     peers,
     tunnelMtu: tunnelMtu(c, self.underlayMtu, leases.values()),
+    containerMtu: containerMtu(c, self.underlayMtu, leases.values()),
     vxlan: c.backend !== 'host-gw',
   };
 }

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { Netns } from '../kernel/netns/netns.js';
 import { addAddress, addAddressRequest, deleteAddress, listAddresses } from '../kernel/netlink/route/addr.js';
 import { addRouteRequest } from '../kernel/netlink/route/route.js';
-import { createVeth, deleteLink, ensureBridge, setBridgePort, setLinkMtu, setLinkUp, setLinkUpRequest, type Link } from '../kernel/netlink/route/link.js';
+import { createVeth, deleteLink, ensureBridge, getLink, setBridgePort, setLinkMtu, setLinkUp, setLinkUpRequest, type Link } from '../kernel/netlink/route/link.js';
 import type { EndpointRecord, NetworkRecord } from '../engine/types.js';
 
 /** A stable, locally administered unicast MAC for a network's bridge (02:… from a hash of its name). */
@@ -43,6 +43,37 @@ export function ensureBridgeNetwork(host: Netns, n: NetworkRecord): Link {
   }
   if (!br.up) setLinkUp(host, br.index);
   return br;
+}
+
+/**
+ * Sets a bridge network's MTU on the bridge, on every endpoint's host-side veth and on its
+ * namespace-side interface (`open` returns undefined for a namespace that is gone: its veth
+ * went with it). Returns how many links changed.
+ *
+ * Order: when the MTU grows, the endpoints first and the bridge last; when it shrinks, the
+ * bridge first. A bridge whose MTU was set explicitly keeps it whatever its ports do
+ * (BROPT_MTU_SET_BY_USER, net/bridge/br_device.c), so the two ends of each veth are what
+ * must agree with it; doing the larger side last means no frame that fits one hop is
+ * dropped at the next one for longer than one netlink call.
+ */
+export function setBridgeNetworkMtu(host: Netns, n: NetworkRecord, endpoints: readonly EndpointRecord[], mtu: number,
+  open: (e: EndpointRecord) => Netns | undefined): number {
+  let changes = 0;
+  const set = (ns: Netns, dev: string): void => {
+    const link = getLink(ns, dev);
+    if (link && link.mtu !== mtu) { setLinkMtu(ns, link.index, mtu); changes++; }
+  };
+  const br = getLink(host, n.bridge);
+  const growing = br?.mtu !== undefined && mtu > br.mtu;
+  if (br && !growing) set(host, n.bridge);
+  for (const e of endpoints) {
+    set(host, e.hostIfname);
+    const target = open(e);
+    if (!target) continue;
+    try { set(target, e.ifname); } finally { target.close(); }
+  }
+  if (br && growing) set(host, n.bridge);
+  return changes;
 }
 
 /** Removes the bridge (its ports are the host ends of veths, which the engine detaches first). */

@@ -17,11 +17,11 @@ import { getLink, listLinks, validateIfname } from '../kernel/netlink/route/link
 import { listAddresses } from '../kernel/netlink/route/addr.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
 import { Store, resolveStateDir } from '../store/store.js';
-import { Firewall, type FirewallState } from '../firewall/firewall.js';
+import { Firewall, type ClusterFilter, type FirewallState } from '../firewall/firewall.js';
 import { expandPortSpec, parsePortFilter, parsePortSpec, type PortMapping } from './ports.js';
 import { clearUdpConntrack } from '../kernel/netlink/conntrack.js';
 import { HostSockets, findPortHolder, portIsFree } from './listeners.js';
-import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork } from '../drivers/bridge.js';
+import { attachEndpoint, deleteBridgeNetwork, detachEndpoint, ensureBridgeNetwork, setBridgeNetworkMtu } from '../drivers/bridge.js';
 import {
   attachVlanEndpoint, checkVlanConnect, checkVlanSpec, requireVlanParent, defaultShimName, deleteVlanNetwork, detachVlanEndpoint, ensureVlanNetwork,
   fixedVlanMac, isVlanDriver, validateVlanNetwork, vlanConfig, vlanEndpointPresent,
@@ -66,6 +66,8 @@ export function defaultBridgeName(network: string): string {
 }
 
 const now = (): string => new Date().toISOString();
+/** Store meta key of the cluster agent's underlay filter (setClusterFilter). */
+const CLUSTER_FILTER_KEY = 'cluster:filter';
 
 /**
  * Fault injection for the crash-recovery tests: with NSNET_CRASH_AT=<point> the process
@@ -103,6 +105,14 @@ export class Nsnet {
   constructor(opts: NsnetOptions = {}) {
     this.store = new Store(resolveStateDir(opts.stateDir));
     this.host = Netns.host();
+  }
+
+  /**
+   * Prepares what the first firewall change would otherwise build (the libnftables
+   * context), for a long-lived caller that can do it while it waits for something else.
+   */
+  warmUp(): void {
+    this.firewall.open();
   }
 
   close(): void {
@@ -326,6 +336,48 @@ export class Nsnet {
     this.dnsChanged();
   }
 
+  /**
+   * Changes a bridge network's MTU: the stored record (new attaches use it), the bridge, and
+   * both ends of every endpoint's veth, inside the namespaces too. Idempotent: returns how
+   * many links it changed (0 when everything already had `mtu`). The cluster agent calls it
+   * when the underlay MTU changes (src/cluster/agent.ts).
+   * Equivalent: `ip link set BRIDGE mtu N; ip link set VETH mtu N; ip -n NS link set eth0 mtu N` …
+   */
+  setNetworkMtu(name: string, mtu: number): number {
+    const rec = this.requireNetwork(name);
+    if (isVlanDriver(rec.driver)) {
+      throw new NsnetError('USAGE', `network ${name} is a ${rec.driver} network: its MTU follows its parent interface`, { object: name });
+    }
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
+      throw new NsnetError('USAGE', `invalid MTU ${mtu} for network ${name}: must be 68–65535`, { object: name });
+    }
+    if (rec.mtu !== mtu) this.store.immediate(() => this.store.setNetworkMtu(name, mtu));
+    const eps = this.store.endpoints({ network: name }).filter((e) => e.state === 'ready');
+    const changes = setBridgeNetworkMtu(this.host, rec, eps, mtu,
+      (e) => (e.declared.netns !== undefined ? openPathIfPresent(e.declared.netns) : openIfPresent(e.namespace)));
+    if (rec.mtu !== mtu || changes > 0) publish('engine:network-mtu', { name, mtu, links: changes });
+    return changes;
+  }
+
+  /**
+   * The multi-host agent's underlay filter: UDP to `port` (VXLAN) accepted only from
+   * `peers` (underlay IPv4 addresses), in one firewall transaction; null removes it. Kept in
+   * the store too, so a firewall rebuild (repair, drift) puts it back as it was.
+   */
+  setClusterFilter(f: ClusterFilter | null): void {
+    const text = f ? JSON.stringify({ port: f.port, peers: [...f.peers].sort() }) : undefined;
+    if (this.store.meta(CLUSTER_FILTER_KEY) !== text) {
+      this.store.immediate(() => (text === undefined ? this.store.deleteMeta(CLUSTER_FILTER_KEY) : this.store.setMeta(CLUSTER_FILTER_KEY, text)));
+    }
+    this.firewall.cluster(f, () => this.firewallState());
+  }
+
+  private clusterFilter(): ClusterFilter | null {
+    const text = this.store.meta(CLUSTER_FILTER_KEY);
+    if (text === undefined) return null;
+    try { return JSON.parse(text) as ClusterFilter; } catch { return null; }
+  }
+
   requireNetwork(name: string): NetworkRecord {
     const rec = this.store.network(name);
     if (!rec) throw new NsnetError('NETWORK_NOT_FOUND', `network ${name} not found`, { object: name });
@@ -539,7 +591,7 @@ export class Nsnet {
     const bridged = new Set(networks.map((n) => n.name));
     const endpoints = this.store.endpoints().filter((e) => bridged.has(e.network));
     return {
-      networks, endpoints, ports: this.store.ports(), policies: this.store.policies(),
+      networks, endpoints, ports: this.store.ports(), policies: this.store.policies(), cluster: this.clusterFilter(),
       resolve: (sel) => {
         const v4: string[] = [];
         const v6: string[] = [];
@@ -896,7 +948,7 @@ export class Nsnet {
       if (orig !== undefined) writeSysctl(this.host, key, orig);
     }
     this.store.immediate(() => {
-      this.store.db.exec('DELETE FROM endpoints; DELETE FROM allocations; DELETE FROM cursors; DELETE FROM ports; DELETE FROM policies; DELETE FROM networks; DELETE FROM namespaces; DELETE FROM meta WHERE key LIKE \'sysctl:%\';');
+      this.store.db.exec('DELETE FROM endpoints; DELETE FROM allocations; DELETE FROM cursors; DELETE FROM ports; DELETE FROM policies; DELETE FROM networks; DELETE FROM namespaces; DELETE FROM meta WHERE key LIKE \'sysctl:%\' OR key LIKE \'cluster:%\';');
     });
     this.leakedHostVeths().forEach((l) => detachEndpoint(this.host, { hostIfname: l }));
     publish('engine:reset', counts);
@@ -964,6 +1016,15 @@ class StoreAddressSet extends AddressSet {
 }
 
 /** Opens a named namespace, or undefined when it is gone. */
+function openPathIfPresent(file: string): Netns | undefined {
+  try {
+    return Netns.openPath(file);
+  } catch (e) {
+    if (isNsnetError(e, 'NS_NOT_FOUND')) return undefined;
+    throw e;
+  }
+}
+
 function openIfPresent(name: string): Netns | undefined {
   try {
     return Netns.open(name);

@@ -22,6 +22,8 @@
  *   inet postrouting   (nat, priority srcnat)      masquerade: egress, hairpin (a container reaching a
  *                                                  published port through the host, so replies
  *                                                  come back through the host), host via 127.0.0.1
+ *   inet input         (filter, priority filter)   multi-host: UDP to the VXLAN port only from the
+ *                                                  underlay addresses of current cluster peers
  * Published traffic is accepted in nsnet's forward chain; a drop in another table's forward
  * hook still applies to it (an accept in one table does not override a drop in another).
  *
@@ -61,6 +63,9 @@ add map ${T} pub4_any { type inet_proto . inet_service : ipv4_addr . inet_servic
 add map ${T} pub4_ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
 add map ${T} pub6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
 add map ${T} pub6_ip { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+add set ${T} vxlan_ports { type inet_service; }
+add set ${T} vxlan_peers4 { type ipv4_addr . inet_service; }
+add counter ${T} vxlan_dropped
 add set ${T} restricted4 { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set ${T} restricted6 { type ipv6_addr . inet_proto . inet_service; flags interval; }
 add set ${T} allowed4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -98,6 +103,8 @@ add rule ${T} forward oifname @internal drop
 add rule ${T} forward iifname @bridges oifname @bridges drop
 add rule ${T} forward oifname @bridges drop
 add rule ${T} forward iifname @bridges accept
+add chain ${T} input { type filter hook input priority filter; policy accept; }
+add rule ${T} input udp dport @vxlan_ports ip saddr . udp dport != @vxlan_peers4 counter name vxlan_dropped drop
 add chain ${T} nat_postrouting { type nat hook postrouting priority srcnat; policy accept; }
 add rule ${T} nat_postrouting ct status dnat ip saddr @nets4 ip daddr @nets4 masquerade
 add rule ${T} nat_postrouting ct status dnat ip6 saddr @nets6 ip6 daddr @nets6 masquerade
@@ -176,6 +183,21 @@ function portElements(p: PublishRecord): Elem[] {
   return out;
 }
 
+/**
+ * The cluster agent's underlay filter (src/cluster): the VXLAN port, and the underlay
+ * addresses allowed to send to it. A VXLAN device decapsulates whatever arrives on its
+ * port and hands the inner frame to the overlay as if a peer had sent it (RFC 7348 §7:
+ * VXLAN has no authentication of its own), so anyone who can reach the port could inject
+ * traffic into the cluster network with any inner source address. The set holds every
+ * current peer; everything else sent to the port is counted in `vxlan_dropped` and dropped.
+ */
+export interface ClusterFilter { port: number; peers: readonly string[] }
+
+function clusterElements(f: ClusterFilter | null | undefined): Elem[] {
+  if (!f) return [];
+  return [[T, 'vxlan_ports', String(f.port)], ...f.peers.map((p): Elem => [T, 'vxlan_peers4', `${p} . ${f.port}`])];
+}
+
 /** Addresses a selector stands for, per family, resolved against the store's state. */
 export interface SelectorResolver {
   (sel: Selector): { v4: string[]; v6: string[] } | 'outside';
@@ -206,6 +228,8 @@ export interface FirewallState {
   ports: readonly PublishRecord[];
   policies: readonly PolicyRecord[];
   resolve: SelectorResolver;
+  /** The cluster agent's underlay filter, if an agent set one. */
+  cluster?: ClusterFilter | null;
 }
 
 export class Firewall {
@@ -216,6 +240,11 @@ export class Firewall {
     // opens its netlink socket in nft_ctx_new (src/kernel/nftables/nft.ts).
     this.nft ??= new Nft();
     return this.nft;
+  }
+
+  /** Builds the libnftables context now (~4 ms) rather than in the first change. */
+  open(): void {
+    this.ctx();
   }
 
   close(): void {
@@ -247,6 +276,7 @@ export class Firewall {
         ...s.endpoints.filter((e) => e.state === 'ready').flatMap(endpointElements),
         ...s.ports.flatMap(portElements),
         ...compiled(s).map((e): Elem => [T, policyMap(e), elementText(e)]),
+        ...clusterElements(s.cluster),
       ]),
     ];
     this.run(lines);
@@ -283,6 +313,15 @@ export class Firewall {
   ports(verb: 'add' | 'delete', ps: readonly PublishRecord[], state: () => FirewallState): void {
     // Every element belongs to exactly one mapping (restrictions are keyed by host address too).
     this.change(script(verb, ps.flatMap(portElements)), state);
+  }
+
+  /**
+   * Replaces the cluster's underlay filter in one transaction (flush and refill: the kernel
+   * commits a transaction as a whole, so no packet sees the set half-filled). `null` turns
+   * the filter off (no port listed: the input rule matches nothing).
+   */
+  cluster(f: ClusterFilter | null, state: () => FirewallState): void {
+    this.change([`flush set ${T} vxlan_ports`, `flush set ${T} vxlan_peers4`, ...script('add', clusterElements(f))], state);
   }
 
   /** A policy was added or removed: the policy maps follow, in one transaction. */

@@ -197,6 +197,7 @@ export class Store {
       insertNetwork: this.db.prepare(
         'INSERT INTO networks (name, driver, bridge, subnets, internal, masquerade, mtu, source, declared, created_at) VALUES (@name, @driver, @bridge, @subnets, @internal, @masquerade, @mtu, @source, @declared, @created_at)'),
       deleteNetwork: this.db.prepare('DELETE FROM networks WHERE name = ?'),
+      setNetworkMtu: this.db.prepare('UPDATE networks SET mtu = ?, declared = ? WHERE name = ?'),
       namespace: this.db.prepare<[string], NamespaceRow>('SELECT * FROM namespaces WHERE name = ?'),
       namespaces: this.db.prepare<[], NamespaceRow>('SELECT * FROM namespaces ORDER BY name'),
       insertNamespace: this.db.prepare('INSERT INTO namespaces (name, managed, source, created_at) VALUES (?, ?, ?, ?)'),
@@ -251,6 +252,14 @@ export class Store {
       internal: n.internal ? 1 : 0, masquerade: n.masquerade ? 1 : 0, mtu: n.mtu, source: n.source,
       declared: JSON.stringify(n.declared), created_at: n.createdAt,
     });
+  }
+  /** Changes a network's MTU (the column and the declared spec, so `plan` sees no drift). */
+  setNetworkMtu(name: string, mtu: number | null): void {
+    const n = this.network(name);
+    if (!n) return;
+    const declared = { ...n.declared };
+    if (mtu === null) delete declared.mtu; else declared.mtu = mtu;
+    this.stmts.setNetworkMtu.run(mtu, JSON.stringify(declared), name);
   }
   deleteNetwork(name: string): void {
     this.stmts.releaseNetwork.run(name);

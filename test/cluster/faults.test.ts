@@ -11,7 +11,8 @@ import '../harness/sandbox.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CIDR, ETCD_URL, Pinger, World, type Host, ETCD_MISSING } from './harness.js';
-import { must, sleep } from '../harness/world.js';
+import { spawnSync } from 'node:child_process';
+import { must, sh, sleep } from '../harness/world.js';
 
 const LEASE_TTL = 6;
 const ENV = { NSNET_CLUSTER_LEASE_TTL: String(LEASE_TTL), NSNET_CLUSTER_HEARTBEAT_TTL: '3', NSNET_CLUSTER_RESYNC: '1', NSNET_CLUSTER_MAX_BACKOFF: '1' };
@@ -74,6 +75,9 @@ describe('cluster faults', { skip: ETCD_MISSING }, () => {
     await h2.stopAgent('SIGTERM');
     await until('peers withdraw h2', () => !h1.routes().some((r) => r.dst === subnet) && !h3.routes().some((r) => r.dst === subnet), (LEASE_TTL + 10) * 1000);
     assert.equal(reachable(h1, h2), false);
+    // Its underlay address left h1's VXLAN filter with it.
+    assert.doesNotMatch(h1.must('nft list set inet nsnet vxlan_peers4'), new RegExp(`${h2.ip.replaceAll('.', '\\.')} `));
+    assert.match(h1.must('nft list set inet nsnet vxlan_peers4'), new RegExp(`${h3.ip.replaceAll('.', '\\.')} `));
     // h2 itself keeps its data plane while its agent is down (nothing tears it down).
     assert.equal(h2.routes().length, 2);
     const status = JSON.parse(h1.nsnetOk('cluster', 'status', '--etcd', ETCD_URL, '--json')) as { nodes: Array<{ name: string }> };
@@ -174,21 +178,126 @@ describe('cluster faults', { skip: ETCD_MISSING }, () => {
     assert.ok(reachable(h2, h3));
   });
 
-  test('an MTU change on one underlay: the tunnel MTU follows; the largest ping passes, one byte more fails cleanly', async () => {
-    // Before: 1500 everywhere → tunnel 1450 → 1422 bytes of ICMP payload fit.
-    assert.equal(h1.ping('c1', ip.h3!, ['-M', 'do', '-s', '1422']).status, 0);
+  test('VXLAN is accepted only from peers: a crafted packet from another underlay address is dropped, not decapsulated', () => {
+    const vxRx = (): number => (JSON.parse(h1.must('ip -s -j link show nsnet.1'))[0].stats64.rx.packets as number);
+    const dropped = (): number => {
+      const c = JSON.parse(h1.must('nft -j list counter inet nsnet vxlan_dropped')) as { nftables: Array<{ counter?: { packets: number } }> };
+      return c.nftables.find((x) => x.counter)!.counter!.packets;
+    };
+    // The set holds every peer's underlay address with the port, and nothing else.
+    const set = JSON.parse(h1.must('nft -j list set inet nsnet vxlan_peers4')) as { nftables: Array<{ set?: { elem?: Array<{ concat: [string, number] }> } }> };
+    const elems = set.nftables.find((x) => x.set)!.set!.elem!.map((e) => e.concat.join(' . ')).sort();
+    assert.deepEqual(elems, [`${h2.ip} . 8472`, `${h3.ip} . 8472`].sort());
+
+    // A VXLAN packet (RFC 7348 §5) whose inner frame pretends to be c3 pinging c1: built
+    // here byte by byte, sent as plain UDP to h1's VXLAN port.
+    const vtepMac1 = JSON.parse(h1.must('ip -j link show nsnet.1'))[0].address as string;
+    const packet = vxlanEcho(1, vtepMac1, '02:00:00:00:00:33', ip.h3!, ip.h1!);
+    const send = (argv: string[]): void => {
+      const script = `const d=require('dgram').createSocket('udp4');const b=Buffer.from('${packet.toString('hex')}','hex');let n=0;`
+        + `const f=()=>d.send(b,8472,'${h1.ip}',(e)=>{if(e)throw e;if(++n<20)f();else d.close();});f();`;
+      const r = spawnSync(argv[0]!, [...argv.slice(1), process.execPath, '-e', script], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    };
+
+    // From a peer (h3's underlay address) the same bytes are decapsulated: the packet is valid.
+    let rx = vxRx();
+    let drops = dropped();
+    send(['nsenter', '-t', String(h3.pid), '-m', '-n', '--']);
+    assert.ok(vxRx() - rx >= 20, `h1's nsnet.1 received ${vxRx() - rx} of 20 from the peer`);
+    assert.equal(dropped(), drops);
+
+    // From a namespace on the same underlay segment that is not a peer: dropped before the
+    // VXLAN socket, every one counted.
+    must(`ip netns add rogue
+ip link add rogue-ul type veth peer name eth0 netns rogue && ip link set rogue-ul master ul0 up
+ip -n rogue addr add 10.99.0.77/24 dev eth0 && ip -n rogue link set eth0 up`);
+    try {
+      rx = vxRx();
+      drops = dropped();
+      send(['ip', 'netns', 'exec', 'rogue']);
+      assert.equal(dropped() - drops, 20);
+      assert.ok(vxRx() - rx < 20, `h1's nsnet.1 decapsulated ${vxRx() - rx} of the rogue's 20`);
+    } finally {
+      sh('ip netns del rogue; ip link del rogue-ul');
+    }
+    // Peers still work.
+    assert.ok(reachable(h1, h3) && reachable(h3, h1));
+  });
+
+  test('an MTU change on one underlay: the path MTU follows into every container; the largest ping passes, one byte more fails cleanly', async () => {
+    const linkMtu = (h: Host, dev: string, ns?: string): number =>
+      JSON.parse(h.must(`${ns ? `ip -n ${ns} ` : 'ip '}-j link show ${dev}`))[0].mtu as number;
+    const veth = new Map(w.hosts.map((h) => [h.name, (JSON.parse(h.nsnetOk('network', 'inspect', 'cluster', '--json')) as { endpoints: Array<{ namespace: string; hostIfname: string }> })
+      .endpoints.find((e) => e.namespace === `c${h.name.slice(1)}`)!.hostIfname]));
+    /** Tunnel, bridge, both veth ends of the containers, and the stored network, on every host. */
+    const mtus = (): string[] => w.hosts.flatMap((h) => {
+      const c = `c${h.name.slice(1)}`;
+      const links = new Map((JSON.parse(h.must('ip -j link show')) as Array<{ ifname: string; mtu: number }>).map((l) => [l.ifname, l.mtu]));
+      const stored = (JSON.parse(h.nsnetOk('network', 'inspect', 'cluster', '--json')) as { mtu: number }).mtu;
+      return [`${h.name} tunnel ${links.get('nsnet.1')}`, `${h.name} bridge ${links.get('nsbr-cluster')}`, `${h.name} veth ${links.get(veth.get(h.name)!)}`,
+        `${h.name} ${c} ${linkMtu(h, 'eth0', c)}`, `${h.name} stored ${stored}`];
+    });
+    const all = (mtu: number): string[] => w.hosts.flatMap((h) => [`${h.name} tunnel ${mtu}`, `${h.name} bridge ${mtu}`, `${h.name} veth ${mtu}`,
+      `${h.name} c${h.name.slice(1)} ${mtu}`, `${h.name} stored ${mtu}`]);
+    /**
+     * From containers on two hosts (h1 on segment A, h3 behind the router, over VXLAN; and
+     * h1 → h2 over host-gw), with DF set: a payload of mtu - 20 (IPv4) - 8 (ICMP) passes,
+     * one byte more is refused by the sender's own stack with EMSGSIZE ("message too long"),
+     * never lost on the way.
+     */
+    const largest = (mtu: number): void => {
+      const max = mtu - 28;
+      for (const [from, c, to] of [[h1, 'c1', h3], [h3, 'c3', h1], [h1, 'c1', h2]] as const) {
+        const ok = from.ping(c, ip[to.name]!, ['-M', 'do', '-s', String(max)]);
+        assert.equal(ok.status, 0, `${c} → ${to.name}, ${max} bytes: ${ok.stdout}${ok.stderr}`);
+        const big = from.ping(c, ip[to.name]!, ['-M', 'do', '-s', String(max + 1)]);
+        assert.notEqual(big.status, 0, `${c} → ${to.name}, ${max + 1} bytes passed`);
+        assert.match(big.stdout + big.stderr, new RegExp(`message too long, mtu=${mtu}`), `${c} → ${to.name}, ${max + 1} bytes`);
+      }
+    };
+    // Before: 1500 everywhere → 1450 in every container.
+    assert.deepEqual(mtus(), all(1450));
+    largest(1450);
+
     must('ip link set h3-ul mtu 1400');
     h3.must('ip link set eth0 mtu 1400');
-    const mtu = (h: Host): number => JSON.parse(h.must('ip -j link show nsnet.1'))[0].mtu as number;
-    await until('every tunnel at 1350', () => w.hosts.every((h) => mtu(h) === 1350));
-    // 1350 - 20 (IPv4) - 8 (ICMP) = 1322.
-    const ok = h1.ping('c1', ip.h3!, ['-M', 'do', '-s', '1322']);
-    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
-    const back = h3.ping('c3', ip.h1!, ['-M', 'do', '-s', '1322']);
-    assert.equal(back.status, 0, back.stdout + back.stderr);
-    // One byte more: refused at the sending host with "fragmentation needed" (RFC 1191), not lost silently.
-    const big = h1.ping('c1', ip.h3!, ['-M', 'do', '-s', '1323']);
-    assert.notEqual(big.status, 0);
-    assert.match(big.stdout + big.stderr, /mtu = 1350|message too long|Frag needed/i);
+    await until('tunnels, bridges, veths and containers at 1350 on every host', () => JSON.stringify(mtus()) === JSON.stringify(all(1350)));
+    largest(1350);
+    // A container attached after the change gets the new MTU from the stored network.
+    h1.container('c1m');
+    assert.equal(linkMtu(h1, 'eth0', 'c1m'), 1350);
+
+    // Raised back: everything grows again (the kernel raises the PMTU it learned, too).
+    h3.must('ip link set eth0 mtu 1500');
+    must('ip link set h3-ul mtu 1500');
+    await until('tunnels, bridges, veths and containers back at 1450', () => JSON.stringify(mtus()) === JSON.stringify(all(1450)));
+    assert.equal(linkMtu(h1, 'eth0', 'c1m'), 1450);
+    largest(1450);
   });
 });
+
+/**
+ * A VXLAN datagram's payload (RFC 7348 §5): the 8-byte VXLAN header (flags 0x08 = VNI
+ * valid), then an Ethernet frame carrying an ICMP echo request from `src` to `dst`.
+ * Written out field by field, independently of the code under test.
+ */
+function vxlanEcho(vni: number, dstMac: string, srcMac: string, src: string, dst: string): Buffer {
+  const mac = (m: string): number[] => m.split(':').map((x) => parseInt(x, 16));
+  const ip4 = (a: string): number[] => a.split('.').map(Number);
+  const sum = (b: number[]): number => {
+    let s = 0;
+    for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) + (b[i + 1] ?? 0);
+    while (s > 0xffff) s = (s & 0xffff) + (s >> 16);
+    return ~s & 0xffff;
+  };
+  const icmp = [8, 0, 0, 0, 0x12, 0x34, 0, 1, ...Buffer.from('nsnet-rogue-vxlan')];
+  const ck = sum(icmp);
+  icmp[2] = ck >> 8; icmp[3] = ck & 0xff;
+  const len = 20 + icmp.length;
+  const iph = [0x45, 0, len >> 8, len & 0xff, 0, 0, 0x40, 0, 64, 1, 0, 0, ...ip4(src), ...ip4(dst)];
+  const ipck = sum(iph);
+  iph[10] = ipck >> 8; iph[11] = ipck & 0xff;
+  return Buffer.from([0x08, 0, 0, 0, (vni >> 16) & 0xff, (vni >> 8) & 0xff, vni & 0xff, 0,
+    ...mac(dstMac), ...mac(srcMac), 0x08, 0x00, ...iph, ...icmp]);
+}

@@ -206,6 +206,11 @@ export class World {
 
   constructor(readonly o: WorldOptions) {
     this.etcdDir = fs.mkdtempSync('/run/etcd-');
+    // The underlay bridges are the simulated switches: no host firewall pass for the frames
+    // they carry (a real switch has none). br_netfilter's per-namespace default is to send
+    // bridged IPv4/IPv6/ARP through this namespace's netfilter hooks
+    // (net/bridge/br_netfilter_hooks.c, brnf_init_net); the sandbox root is private.
+    sh('sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0');
     must(`ip link add ul0 type bridge && ip link set ul0 up
 ip link add ul1 type bridge && ip link set ul1 up
 ip netns add rt
