@@ -80,6 +80,15 @@ describe('dns: names of namespaces', () => {
     assert.ok(g4.stdout.startsWith(addr['d@back']!.v4), g4.stdout);
   });
 
+  test('the service runs with a raised scheduling weight: nice -5, for itself and its session group', () => {
+    const pid = servicePid();
+    assert.ok(pid, 'running');
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    assert.equal(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]), -5, 'nice field of /proc/PID/stat');
+    let group: string | undefined;
+    try { group = fs.readFileSync(`/proc/${pid}/autogroup`, 'utf8'); } catch { /* kernel without autogroup */ }
+    if (group !== undefined) assert.match(group, /nice -5\b/);
+  });
   test('aliases resolve', () => {
     assert.deepEqual(answerData(dig('b', FRONT_GW, 'www', 'A'), 'A'), [addr.a!.v4]);
     assert.deepEqual(answerData(dig('b', FRONT_GW, 'web.dns.nsnet', 'AAAA'), 'AAAA'), [addr.a!.v6]);
