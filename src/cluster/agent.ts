@@ -642,9 +642,13 @@ export class Agent {
         });
       }
     } catch (e) {
-      if (!isNsnetError(e)) throw e;
-      this.errors = [...errors, e.message];
-      this.o.log('reconcile-failed', { why, error: e.message });
+      // Kernel and firewall refusals are NsnetErrors; the store (MTU, filter) can also fail
+      // transiently (SQLITE_BUSY past the busy timeout while a CLI holds the write lock).
+      // Both are retried by the next event or resync; anything else is a bug and surfaces.
+      if (!isNsnetError(e) && !isSqliteError(e)) throw e;
+      const message = (e as Error).message;
+      this.errors = [...errors, message];
+      this.o.log('reconcile-failed', { why, error: message });
     }
     this.publishStatus();
   }
@@ -751,3 +755,8 @@ function cidrOverlap(a: string, b: string): boolean {
 }
 
 export { cidrOverlap };
+
+/** better-sqlite3's SqliteError: its `code` is SQLite's result code name (SQLITE_BUSY …). */
+function isSqliteError(e: unknown): boolean {
+  return e instanceof Error && e.name === 'SqliteError' && typeof (e as { code?: unknown }).code === 'string';
+}
