@@ -354,7 +354,7 @@ export class Nsnet {
     if (rec.mtu !== mtu) this.store.immediate(() => this.store.setNetworkMtu(name, mtu));
     const eps = this.store.endpoints({ network: name }).filter((e) => e.state === 'ready');
     const changes = setBridgeNetworkMtu(this.host, rec, eps, mtu,
-      (e) => (e.declared.netns !== undefined ? openPathIfPresent(e.declared.netns) : openIfPresent(e.namespace)));
+      (e) => ifPresent(() => openEndpointNetns({ namespace: e.namespace, netns: e.declared.netns })));
     if (rec.mtu !== mtu || changes > 0) publish('engine:network-mtu', { name, mtu, links: changes });
     return changes;
   }
@@ -494,7 +494,7 @@ export class Nsnet {
     const stale = this.store.endpoint(net.name, spec.namespace);
     if (stale && stale.state !== 'ready') this.rollbackEndpoint(stale);
     // Open the namespace before reserving anything: a missing one is a clean error.
-    const target = spec.netns !== undefined ? Netns.openPath(spec.netns) : Netns.open(spec.namespace);
+    const target = openEndpointNetns(spec);
     const vlan = isVlanDriver(net.driver);
     try {
       if (vlan) {
@@ -1015,23 +1015,24 @@ class StoreAddressSet extends AddressSet {
   }
 }
 
-/** Opens a named namespace, or undefined when it is gone. */
-function openPathIfPresent(file: string): Netns | undefined {
+/** An endpoint's namespace: the file a CNI runtime gave (`netns`), else the named one. */
+function openEndpointNetns(e: { namespace: string; netns?: string | undefined }): Netns {
+  return e.netns !== undefined ? Netns.openPath(e.netns) : Netns.open(e.namespace);
+}
+
+/** `open()`'s namespace, or undefined when it is gone. */
+function ifPresent(open: () => Netns): Netns | undefined {
   try {
-    return Netns.openPath(file);
+    return open();
   } catch (e) {
     if (isNsnetError(e, 'NS_NOT_FOUND')) return undefined;
     throw e;
   }
 }
 
+/** Opens a named namespace, or undefined when it is gone. */
 function openIfPresent(name: string): Netns | undefined {
-  try {
-    return Netns.open(name);
-  } catch (e) {
-    if (isNsnetError(e, 'NS_NOT_FOUND')) return undefined;
-    throw e;
-  }
+  return ifPresent(() => Netns.open(name));
 }
 
 export function isMissingNamespace(e: unknown): boolean {

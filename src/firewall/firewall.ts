@@ -174,7 +174,7 @@ function portElements(p: PublishRecord): Elem[] {
     // removing one leaves the other restricted. Conflicting mappings are refused, so the
     // intervals never overlap (which the kernel would refuse).
     for (const fam of [4, 6] as const) {
-      if ((fam === 4 ? !p.target4 || v6host : !p.target6 || v4host)) continue;
+      if (fam === 4 ? !p.target4 || v6host : !p.target6 || v4host) continue;
       const dst = p.hostIp ?? (fam === 4 ? '0.0.0.0/0' : '::/0');
       out.push([T, `restricted${fam}`, `${dst} . ${key}`]);
       for (const c of p.from) if (isV6(c) === (fam === 6)) out.push([T, `allowed${fam}`, `${c} . ${dst} . ${key}`]);

@@ -158,14 +158,6 @@ export function resolveStateDir(explicit?: string): string {
 export class Store {
   readonly db: Database.Database;
   private readonly stmts;
-  private readonly statements = new Map<string, Database.Statement>();
-
-  /** A statement prepared once per connection: preparing costs more than most of our queries. */
-  private prepared<P extends unknown[] = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
-    let st = this.statements.get(sql);
-    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
-    return st as unknown as Database.Statement<P, R>;
-  }
 
   constructor(readonly dir: string) {
     try {
@@ -221,6 +213,17 @@ export class Store {
       meta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       deleteMeta: this.db.prepare('DELETE FROM meta WHERE key = ?'),
+      ports: this.db.prepare<[], PortRow>('SELECT * FROM ports ORDER BY proto, host_port, host_ip'),
+      portsOfNamespace: this.db.prepare<[string], PortRow>('SELECT * FROM ports WHERE namespace = ? ORDER BY proto, host_port, host_ip'),
+      portsOn: this.db.prepare<[string, number], PortRow>('SELECT * FROM ports WHERE proto = ? AND host_port = ?'),
+      portsBySpec: this.db.prepare<[string, string], PortRow>('SELECT * FROM ports WHERE namespace = ? AND spec = ?'),
+      insertPort: this.db.prepare('INSERT INTO ports (namespace, network, spec, host_ip, proto, host_port, container_port, target4, target6, sources, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      deletePort: this.db.prepare('DELETE FROM ports WHERE host_ip = ? AND proto = ? AND host_port = ?'),
+      policies: this.db.prepare<[], PolicyRow>('SELECT * FROM policies ORDER BY priority, id'),
+      policy: this.db.prepare<[string], PolicyRow>('SELECT * FROM policies WHERE name = ?'),
+      insertPolicy: this.db.prepare('INSERT INTO policies (name, action, sel_from, sel_to, ports, priority, source, declared, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      deletePolicy: this.db.prepare('DELETE FROM policies WHERE name = ?'),
+      policySeq: this.db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'policies'"),
     };
   }
 
@@ -333,45 +336,43 @@ export class Store {
 
   ports(filter: { namespace?: string } = {}): PublishRecord[] {
     const rows = filter.namespace === undefined
-      ? this.prepared<[], PortRow>('SELECT * FROM ports ORDER BY proto, host_port, host_ip').all()
-      : this.prepared<[string], PortRow>('SELECT * FROM ports WHERE namespace = ? ORDER BY proto, host_port, host_ip').all(filter.namespace);
+      ? this.stmts.ports.all()
+      : this.stmts.portsOfNamespace.all(filter.namespace);
     return rows.map(toPort);
   }
   /** Mappings on the same protocol and host port (any host address): the conflict candidates. */
   portsOn(proto: string, hostPort: number): PublishRecord[] {
-    return this.prepared<[string, number], PortRow>('SELECT * FROM ports WHERE proto = ? AND host_port = ?').all(proto, hostPort).map(toPort);
+    return this.stmts.portsOn.all(proto, hostPort).map(toPort);
   }
   /** The rows of one published spec (a range is one spec, several rows). */
   portsBySpec(namespace: string, spec: string): PublishRecord[] {
-    return this.prepared<[string, string], PortRow>('SELECT * FROM ports WHERE namespace = ? AND spec = ?').all(namespace, spec).map(toPort);
+    return this.stmts.portsBySpec.all(namespace, spec).map(toPort);
   }
   insertPort(p: PublishRecord): void {
-    this.prepared('INSERT INTO ports (namespace, network, spec, host_ip, proto, host_port, container_port, target4, target6, sources, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(p.namespace, p.network, p.spec, p.hostIp ?? '', p.proto, p.hostPort, p.containerPort, p.target4, p.target6, JSON.stringify(p.from), p.source);
+    this.stmts.insertPort.run(p.namespace, p.network, p.spec, p.hostIp ?? '', p.proto, p.hostPort, p.containerPort, p.target4, p.target6, JSON.stringify(p.from), p.source);
   }
   deletePort(p: Pick<PublishRecord, 'hostIp' | 'proto' | 'hostPort'>): void {
-    this.prepared('DELETE FROM ports WHERE host_ip = ? AND proto = ? AND host_port = ?').run(p.hostIp ?? '', p.proto, p.hostPort);
+    this.stmts.deletePort.run(p.hostIp ?? '', p.proto, p.hostPort);
   }
 
   // ---- policies --------------------------------------------------------------------------
 
   policies(): PolicyRecord[] {
-    return this.prepared<[], PolicyRow>('SELECT * FROM policies ORDER BY priority, id').all().map(toPolicy);
+    return this.stmts.policies.all().map(toPolicy);
   }
   policy(name: string): PolicyRecord | undefined {
-    const r = this.prepared<[string], PolicyRow>('SELECT * FROM policies WHERE name = ?').get(name);
+    const r = this.stmts.policy.get(name);
     return r ? toPolicy(r) : undefined;
   }
   insertPolicy(p: Omit<PolicyRecord, 'id'>): number {
-    const r = this.prepared('INSERT INTO policies (name, action, sel_from, sel_to, ports, priority, source, declared, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(p.name, p.action, JSON.stringify(p.from), JSON.stringify(p.to), JSON.stringify(p.ports), p.priority, p.source, JSON.stringify(p.declared), p.createdAt);
+    const r = this.stmts.insertPolicy.run(p.name, p.action, JSON.stringify(p.from), JSON.stringify(p.to), JSON.stringify(p.ports), p.priority, p.source, JSON.stringify(p.declared), p.createdAt);
     return Number(r.lastInsertRowid);
   }
   deletePolicy(name: string): void {
-    this.prepared('DELETE FROM policies WHERE name = ?').run(name);
+    this.stmts.deletePolicy.run(name);
   }
   nextPolicyId(): number {
-    const r = this.prepared<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'policies'").get();
+    const r = this.stmts.policySeq.get();
     return (r?.seq ?? 0) + 1;
   }
 

@@ -114,21 +114,21 @@ export class NetlinkSocket {
     if (this.closed) throw new Error('netlink socket used after close');
     if (reqs.length === 0) return;
     const w = new ByteWriter(256 * reqs.length);
-    const first = (this.seq + 1) >>> 0 || 1;
-    for (const r of reqs) {
-      const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
+    const indexBySeq = new Map<number, number>();
+    reqs.forEach((r, i) => {
+      const seq = this.nextSeq();
+      indexBySeq.set(seq, i);
       encodeMessageInto(w, { ...r.msg, header: { ...r.msg.header, flags: r.msg.header.flags | NLM_F_REQUEST | NLM_F_ACK, seq, pid: 0 } } as NetlinkMessage);
       w.pad4();
-    }
+    });
     libc.sendto(this.fd, w.finish(), sockaddrNl(0));
     const errors = new Map<number, NetlinkError>();
-    let pending = reqs.length;
-    while (pending > 0) {
+    while (indexBySeq.size > 0) {
       for (const m of this.receive()) {
         if (m.kind !== 'error') continue;
-        const i = (m.header.seq - first) >>> 0;
-        if (i >= reqs.length) continue; // a stale reply to an earlier, abandoned request
-        pending--;
+        const i = indexBySeq.get(m.header.seq);
+        if (i === undefined) continue; // a stale reply to an earlier, abandoned request
+        indexBySeq.delete(m.header.seq);
         const r = reqs[i]!;
         if (m.error !== 0 && !r.tolerate?.includes(-m.error)) errors.set(i, new NetlinkError(-m.error, r.what, extackMessage(m), r.object));
       }
@@ -169,9 +169,14 @@ export class NetlinkSocket {
     throw new NsnetError('NETLINK_DUMP_INTERRUPTED', `${opts.what}: dump interrupted ${DUMP_RETRIES} times in a row`, { object: opts.object });
   }
 
+  /** The next sequence number: 32 bits, never 0 (the kernel's own notifications use 0). */
+  private nextSeq(): number {
+    return (this.seq = (this.seq + 1) >>> 0 || 1);
+  }
+
   private send(msg: NetlinkMessage, flags: number): number {
     if (this.closed) throw new Error('netlink socket used after close');
-    const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
+    const seq = this.nextSeq();
     const w = new ByteWriter(256);
     encodeMessageInto(w, { ...msg, header: { ...msg.header, flags: msg.header.flags | flags, seq, pid: 0 } } as NetlinkMessage);
     libc.sendto(this.fd, w.finish(), sockaddrNl(0));

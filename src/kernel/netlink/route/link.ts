@@ -302,7 +302,7 @@ function setLink(ns: Netns, dev: string | number, what: string, i: Partial<IfInf
 
 /** Equivalent: `ip link set DEV up`. */
 export function setLinkUp(ns: Netns, dev: string | number): void {
-  setLink(ns, dev, 'set up', { flags: K.IFF_UP, change: K.IFF_UP }, []);
+  ns.netlink().requestAll([setLinkUpRequest(ns, resolveIndex(ns, dev), String(dev))]);
 }
 
 /** The request setLinkUp sends for a known ifindex, for a batch (NetlinkSocket.requestAll). */
