@@ -15,7 +15,11 @@
  *   bridge prerouting  (filter, priority filter)  anti-spoofing on nsnet bridge ports only
  *   inet prerouting    (filter, priority raw)      drop packets for 127.0.0.0/8 not from lo, and packets
  *                                                  from an nsnet subnet that arrive on any other
- *                                                  interface than nsnet's bridges (spoofed from the uplink)
+ *                                                  interface than nsnet's bridges (spoofed from the uplink);
+ *                                                  every packet of every interface passes here, so
+ *                                                  each is decided with at most one lookup of its
+ *                                                  input interface (ordered accepts, not repeated
+ *                                                  `iifname !=` tests)
  *   inet prerouting    (nat, priority dstnat)      published ports, for packets to local addresses
  *   inet output        (nat, priority -100)        published ports, for the host's own connections
  *   inet forward       (filter, priority filter)   isolation, policies, ingress/egress defaults
@@ -71,9 +75,11 @@ add set ${T} restricted6 { type ipv6_addr . inet_proto . inet_service; flags int
 add set ${T} allowed4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
 add set ${T} allowed6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags interval; }
 add chain ${T} raw_prerouting { type filter hook prerouting priority raw; policy accept; }
-add rule ${T} raw_prerouting iifname != "lo" ip daddr 127.0.0.0/8 drop
-add rule ${T} raw_prerouting iifname != "lo" iifname != @bridges ip saddr @nets4 drop
-add rule ${T} raw_prerouting iifname != "lo" iifname != @bridges ip6 saddr @nets6 drop
+add rule ${T} raw_prerouting iifname "lo" accept
+add rule ${T} raw_prerouting ip daddr 127.0.0.0/8 drop
+add rule ${T} raw_prerouting iifname @bridges accept
+add rule ${T} raw_prerouting ip saddr @nets4 drop
+add rule ${T} raw_prerouting ip6 saddr @nets6 drop
 add chain ${T} publish
 add rule ${T} publish ip daddr . meta l4proto . th dport @restricted4 ip saddr . ip daddr . meta l4proto . th dport != @allowed4 return
 add rule ${T} publish ip6 daddr . meta l4proto . th dport @restricted6 ip6 saddr . ip6 daddr . meta l4proto . th dport != @allowed6 return

@@ -7,6 +7,7 @@
 import '../harness/sandbox.js';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import {
   OUTSIDE_V4, UPLINK_V4, inNs, kill, makeOutside, must, nsnet, nsnetOk, ping, removeOutside, tcpProbe, tcpServer,
@@ -169,6 +170,26 @@ describe('anti-spoofing', () => {
     assert.equal(inNs('s1', ['ping', '-c', '1', '-W', '1', '-I', '10.86.0.99', OUTSIDE_V4]).status === 0, false);
     must('ip -n s1 addr del 10.86.0.99/24 dev eth0');
     assert.ok(ping('s1', s2));
+  });
+  test('a neighbour on the uplink cannot send with a network\'s addresses (raw prerouting)', () => {
+    // Counted where the host's ICMP layer sees an echo request (/proc/net/snmp, this netns).
+    const echoesIn = (): number => {
+      const [head, values] = fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Icmp:'));
+      return Number(values!.split(/\s+/)[head!.split(/\s+/).indexOf('InEchos')]);
+    };
+    must(`ip -n outside route add 10.86.0.0/24 via ${UPLINK_V4}
+ip -n outside addr add 10.86.0.77/32 dev eth0`);
+    try {
+      let before = echoesIn();
+      assert.equal(inNs('outside', ['ping', '-c', '1', '-W', '1', '-I', OUTSIDE_V4, '10.86.0.1']).status, 0, 'from its own address: answered');
+      assert.equal(echoesIn() - before, 1);
+      before = echoesIn();
+      assert.notEqual(inNs('outside', ['ping', '-c', '1', '-W', '1', '-I', '10.86.0.77', '10.86.0.1']).status, 0);
+      assert.equal(echoesIn() - before, 0, 'a source inside 10.86.0.0/24 from the uplink never reaches the host');
+    } finally {
+      must(`ip -n outside addr del 10.86.0.77/32 dev eth0
+ip -n outside route del 10.86.0.0/24`);
+    }
   });
   test('a forged MAC address is dropped', () => {
     const s2 = addr('s2', 'sp');
