@@ -16,7 +16,8 @@
  *  5. each reconcile also keeps the local `cluster` network's MTU at the cluster's smallest
  *     underlay MTU minus the encapsulation, and nsnet's VXLAN filter (UDP to the VXLAN port
  *     only from current peers' underlay addresses) equal to the peer set;
- *  6. etcd unreachable: the model and the data plane stay as they are (flannel #294, #636);
+ *  6. etcd unreachable (or refusing the TLS handshake): the model and the data plane stay
+ *     as they are (flannel #294, #636);
  *     leases are kept alive by etcd KeepAlive and re-granted + re-put (same subnet, by
  *     compare-and-swap) when lost — the agent never exits and never flushes routes for that.
  *
@@ -35,7 +36,7 @@ import { listRoutes } from '../kernel/netlink/route/route.js';
 import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
 import type { NetworkRecord } from '../engine/types.js';
-import { connectEtcd, unreachable } from './etcd.js';
+import { connectEtcd, isTransient, unreachable, type EtcdTarget } from './etcd.js';
 import {
   CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
@@ -47,7 +48,11 @@ import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndp
 export const CLUSTER_NETWORK = 'cluster';
 
 export interface AgentOptions {
-  endpoints: string[];
+  /**
+   * etcd's endpoints and TLS material (etcd.ts etcdTarget). The certificate files are read
+   * once, when the target is made: rotated certificates take effect when the agent restarts.
+   */
+  etcd: EtcdTarget;
   node: string;
   /** Underlay interface; default: the interface of the default route. */
   iface?: string;
@@ -116,7 +121,7 @@ export class Agent {
 
   constructor(private readonly o: AgentOptions) {
     this.stateFile = path.join(o.stateDir, 'cluster-agent.json');
-    this.urls = o.endpoints;
+    this.urls = o.etcd.urls;
   }
 
   // ---- start-up ---------------------------------------------------------------------------
@@ -131,7 +136,7 @@ export class Agent {
     this.underlay = readUnderlay(this.host, iface);
     if (!this.underlay.publicIp) throw new NsnetError('LINK_NOT_FOUND', `underlay interface ${iface} has no IPv4 address`, { object: iface });
     this.state = this.loadState();
-    this.client = connectEtcd(this.urls);
+    this.client = connectEtcd(this.o.etcd);
     const config = this.retry('read the cluster config', () => this.readConfig());
     // While the first call connects and waits for etcd: open the store and libnftables
     // (~15 ms of CPU), which the first reconcile needs, instead of paying for them when
@@ -185,8 +190,10 @@ export class Agent {
   }
 
   /**
-   * Retries `fn` while etcd is unreachable, with exponential backoff, logging one line per
-   * attempt; refusals (NsnetError other than ETCD_UNREACHABLE / not initialised) propagate.
+   * Retries `fn` while etcd is unreachable or refuses the TLS handshake (a certificate
+   * being fixed or rotated on the server), with exponential backoff, logging one line per
+   * attempt; refusals (NsnetError other than ETCD_UNREACHABLE, ETCD_TLS, not initialised)
+   * propagate.
    */
   private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let wait = 250;
@@ -196,9 +203,9 @@ export class Agent {
         return await fn();
       } catch (e) {
         let err = e;
-        if (!(e instanceof NsnetError)) err = unreachable(this.urls, e);
+        if (!(e instanceof NsnetError)) err = unreachable(this.o.etcd, e);
         const ne = err as NsnetError;
-        if (ne.code !== 'ETCD_UNREACHABLE' && ne.code !== 'CLUSTER_NOT_INITIALISED') throw ne;
+        if (!isTransient(ne)) throw ne;
         this.o.log('retry', { what, error: ne.message, retryInMs: wait });
         await sleep(wait);
         wait = Math.min(this.o.maxBackoffMs, wait * 2);
@@ -469,7 +476,7 @@ export class Agent {
         } catch (e) {
           this.relistFailures++;
           const wait = Math.min(this.o.maxBackoffMs, 250 * 2 ** Math.min(this.relistFailures, 8));
-          this.o.log('retry', { what: 'list the cluster', error: unreachable(this.urls, e).message, retryInMs: wait });
+          this.o.log('retry', { what: 'list the cluster', error: unreachable(this.o.etcd, e).message, retryInMs: wait });
           await sleep(wait);
         }
       }
@@ -584,7 +591,7 @@ export class Agent {
       }
     } catch (e) {
       this.forcePublish = true; // retried on the next tick
-      this.o.log('retry', { what: 'publish endpoint names', error: unreachable(this.urls, e).message });
+      this.o.log('retry', { what: 'publish endpoint names', error: unreachable(this.o.etcd, e).message });
     } finally {
       this.publishing = false;
     }
@@ -617,7 +624,7 @@ export class Agent {
     try {
       await this.client.put(subnetKey(subnet)).value(this.leaseValue()).lease(id).exec();
     } catch (e) {
-      this.o.log('retry', { what: 'publish the underlay change', error: unreachable(this.urls, e).message });
+      this.o.log('retry', { what: 'publish the underlay change', error: unreachable(this.o.etcd, e).message });
       setTimeout(() => { void this.republish(); }, 1000);
     }
   }
