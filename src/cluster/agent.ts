@@ -522,7 +522,7 @@ export class Agent {
       this.o.log('watch-error', { error: err.message, revision: this.revision });
       void this.relistSafe('watch-error');
     });
-    w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: err.message }); });
+    w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: unreachable(this.o.etcd, err).message }); });
   }
 
   private apply(kind: 'put' | 'delete', key: string, value: string, modRevision: string): void {
