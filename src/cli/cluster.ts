@@ -142,7 +142,8 @@ Logs one JSON object per line on stdout. Stops on SIGTERM/SIGINT, leaving routes
 subnet lease in place: restarted within the lease it takes both back without a lost packet.
 An unreachable etcd or a refused TLS handshake is retried with backoff, never an exit.
 ${TLS_HELP}
-The TLS files are read once, at start: restart the agent after rotating them.
+After a failed TLS handshake the agent reads the TLS files again and reconnects with them
+if they changed (a rotated certificate, a new CA): no restart needed.
 
 Examples:
   nsnet agent --etcd http://10.0.0.2:2379 --node h1 --iface eth0
@@ -150,6 +151,7 @@ Examples:
       --etcd-cert /etc/nsnet/etcd-client.pem --etcd-key /etc/nsnet/etcd-client-key.pem --node h1`)
     .action(async (o: EtcdFlags & { node?: string; iface?: string; leaseTtl?: string; heartbeatTtl?: string; resync?: string; relist?: string; maxBackoff?: string }, cmd: Command) => {
       const etcd = await target(o);
+      const { etcdTarget } = await import('../cluster/etcd.js');
       const { validateNodeName } = await import('../cluster/keys.js');
       const { Agent } = await import('../cluster/agent.js');
       const nodeName = o.node ?? os.hostname();
@@ -159,6 +161,7 @@ Examples:
       };
       const agent = new Agent({
         etcd,
+        reloadEtcd: () => etcdTarget({ etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey }),
         node: nodeName,
         iface: o.iface,
         stateDir: resolveStateDir(cmd.optsWithGlobals<{ stateDir?: string }>().stateDir),

@@ -48,11 +48,13 @@ import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndp
 export const CLUSTER_NETWORK = 'cluster';
 
 export interface AgentOptions {
-  /**
-   * etcd's endpoints and TLS material (etcd.ts etcdTarget). The certificate files are read
-   * once, when the target is made: rotated certificates take effect when the agent restarts.
-   */
+  /** etcd's endpoints and TLS material (etcd.ts etcdTarget), read at start. */
   etcd: EtcdTarget;
+  /**
+   * Makes the target again from the same options (re-reading the TLS files). Called when a
+   * TLS handshake fails: rotated certificates are taken without a restart (Agent.reloadTls).
+   */
+  reloadEtcd?: () => EtcdTarget;
   node: string;
   /** Underlay interface; default: the interface of the default route. */
   iface?: string;
@@ -105,6 +107,10 @@ export class Agent {
   private errors: string[] = [];
   private readonly stateFile: string;
   private readonly urls: string[];
+  /** The target the client was made with (replaced by reloadTls). */
+  private etcd: EtcdTarget;
+  /** start() has listed the cluster and started the watch and the timers. */
+  private running = false;
   /** Names across hosts (names.ts): what we published, and every host's endpoints by key. */
   private names: LocalNames | undefined;
   private readonly published = new Map<string, string>();
@@ -122,6 +128,7 @@ export class Agent {
   constructor(private readonly o: AgentOptions) {
     this.stateFile = path.join(o.stateDir, 'cluster-agent.json');
     this.urls = o.etcd.urls;
+    this.etcd = o.etcd;
   }
 
   // ---- start-up ---------------------------------------------------------------------------
@@ -136,7 +143,7 @@ export class Agent {
     this.underlay = readUnderlay(this.host, iface);
     if (!this.underlay.publicIp) throw new NsnetError('LINK_NOT_FOUND', `underlay interface ${iface} has no IPv4 address`, { object: iface });
     this.state = this.loadState();
-    this.client = connectEtcd(this.o.etcd);
+    this.client = connectEtcd(this.etcd);
     const config = this.retry('read the cluster config', () => this.readConfig());
     // While the first call connects and waits for etcd: open the store and libnftables
     // (~15 ms of CPU), which the first reconcile needs, instead of paying for them when
@@ -161,6 +168,52 @@ export class Agent {
     this.timers.push(setInterval(() => { void this.publishNames(); }, 250));
     this.timers.push(setInterval(() => this.resync('timer'), this.o.resyncMs));
     this.timers.push(setInterval(() => { void this.relistSafe('periodic'); }, this.o.relistMs));
+    this.running = true;
+  }
+
+  /** A failed etcd call as an NsnetError (etcd.ts unreachable); a TLS failure re-reads the files. */
+  private etcdError(e: unknown): NsnetError {
+    const err = unreachable(this.etcd, e);
+    if (err.code === 'ETCD_TLS') this.reloadTls();
+    return err;
+  }
+
+  /**
+   * After a failed TLS handshake: re-reads the TLS files and, when they changed (a rotated
+   * client certificate, a new CA), reconnects with them. The leases bound to the old client
+   * are regained on the new one (regain: the path of a lost lease, the same subnet by
+   * compare-and-swap), and the cluster is listed and watched again; the data plane is left
+   * alone meanwhile. Files missing or broken mid-rotation are logged and read again on the
+   * next failure. A certificate rotated while the connection stays up is taken at the next
+   * failed handshake (or restart).
+   */
+  private reloadTls(): void {
+    if (!this.o.reloadEtcd || this.stopped) return;
+    let next: EtcdTarget;
+    try {
+      next = this.o.reloadEtcd();
+    } catch (e) {
+      this.o.log('tls-reload-failed', { error: (e as Error).message });
+      return;
+    }
+    const pems = (t: EtcdTarget): string => JSON.stringify([t.tls?.ca?.pem.toString('base64'), t.tls?.cert?.pem.toString('base64'), t.tls?.key?.pem.toString('base64')]);
+    if (pems(next) === pems(this.etcd)) return;
+    this.o.log('tls-reloaded', { ca: next.tls?.ca?.file, cert: next.tls?.cert?.file, key: next.tls?.key?.file });
+    const old = this.client;
+    this.etcd = next;
+    this.client = connectEtcd(next);
+    // As when a lease is lost (its keepalives could not get through either).
+    for (const which of ['subnet', 'heartbeat'] as const) {
+      const lease = which === 'subnet' ? this.subnetLease : this.heartbeatLease;
+      if (!lease) continue;
+      lease.removeAllListeners('lost');
+      void this.regain(which);
+    }
+    void (async () => {
+      await this.closeWatch();
+      old.close();
+      if (this.running) void this.relistSafe('tls-reload');
+    })();
   }
 
   private defaultIface(): string {
@@ -203,7 +256,7 @@ export class Agent {
         return await fn();
       } catch (e) {
         let err = e;
-        if (!(e instanceof NsnetError)) err = unreachable(this.o.etcd, e);
+        if (!(e instanceof NsnetError)) err = this.etcdError(e);
         const ne = err as NsnetError;
         if (!isTransient(ne)) throw ne;
         this.o.log('retry', { what, error: ne.message, retryInMs: wait });
@@ -476,7 +529,7 @@ export class Agent {
         } catch (e) {
           this.relistFailures++;
           const wait = Math.min(this.o.maxBackoffMs, 250 * 2 ** Math.min(this.relistFailures, 8));
-          this.o.log('retry', { what: 'list the cluster', error: unreachable(this.o.etcd, e).message, retryInMs: wait });
+          this.o.log('retry', { what: 'list the cluster', error: this.etcdError(e).message, retryInMs: wait });
           await sleep(wait);
         }
       }
@@ -522,7 +575,7 @@ export class Agent {
       this.o.log('watch-error', { error: err.message, revision: this.revision });
       void this.relistSafe('watch-error');
     });
-    w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: unreachable(this.o.etcd, err).message }); });
+    w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: this.etcdError(err).message }); });
   }
 
   private apply(kind: 'put' | 'delete', key: string, value: string, modRevision: string): void {
@@ -591,7 +644,7 @@ export class Agent {
       }
     } catch (e) {
       this.forcePublish = true; // retried on the next tick
-      this.o.log('retry', { what: 'publish endpoint names', error: unreachable(this.o.etcd, e).message });
+      this.o.log('retry', { what: 'publish endpoint names', error: this.etcdError(e).message });
     } finally {
       this.publishing = false;
     }
@@ -624,7 +677,7 @@ export class Agent {
     try {
       await this.client.put(subnetKey(subnet)).value(this.leaseValue()).lease(id).exec();
     } catch (e) {
-      this.o.log('retry', { what: 'publish the underlay change', error: unreachable(this.o.etcd, e).message });
+      this.o.log('retry', { what: 'publish the underlay change', error: this.etcdError(e).message });
       setTimeout(() => { void this.republish(); }, 1000);
     }
   }

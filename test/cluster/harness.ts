@@ -238,13 +238,15 @@ export interface WorldOptions {
 /**
  * The files of a `tls` world's throwaway PKI, made with openssl: `ca` signs the etcd server's
  * certificate (SAN IP:10.99.0.2) and the clients'; `otherCa` signs a client certificate etcd
- * must refuse; `wrongName` is a server certificate of `ca` for another address.
+ * must refuse; `wrongName` is a server certificate of `ca` for another address, `otherServer`
+ * one of `otherCa` for etcd's address (a CA rotation).
  */
 export interface Pki {
   dir: string;
   ca: string;
   server: { cert: string; key: string };
   wrongName: { cert: string; key: string };
+  otherServer: { cert: string; key: string };
   client: { cert: string; key: string };
   otherCa: string;
   otherClient: { cert: string; key: string };
@@ -269,6 +271,7 @@ openssl x509 -req -in ${f(`${name}.csr`)} -CA ${f(`${signer}.crt`)} -CAkey ${f(`
     dir, ca: f('ca.crt'), otherCa: f('other-ca.crt'),
     server: leaf('server', 'ca', `subjectAltName=IP:${ETCD_IP}\nextendedKeyUsage=serverAuth`),
     wrongName: leaf('wrong-name', 'ca', 'subjectAltName=IP:10.99.0.3,DNS:etcd.example\nextendedKeyUsage=serverAuth'),
+    otherServer: leaf('other-server', 'other-ca', `subjectAltName=IP:${ETCD_IP}\nextendedKeyUsage=serverAuth`),
     client: leaf('client', 'ca', 'extendedKeyUsage=clientAuth'),
     otherClient: leaf('other-client', 'other-ca', 'extendedKeyUsage=clientAuth'),
   };

@@ -28,6 +28,12 @@ function etcdEmpty(): void {
   assert.equal(r.stdout.trim(), '');
 }
 
+/** Replaces `to` with a copy of `from` in one step (a rename), as a certificate manager does. */
+function install(from: string, to: string): void {
+  fs.copyFileSync(from, `${to}.new`);
+  fs.renameSync(`${to}.new`, to);
+}
+
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 describe('cluster: etcd over TLS with client certificates', { skip: ETCD_MISSING }, () => {
@@ -124,6 +130,23 @@ describe('cluster: etcd over TLS with client certificates', { skip: ETCD_MISSING
     assert.equal(w.etcdctl('get', '/nsnet/v1/', '--prefix', '--keys-only').stdout.split('\n').filter(Boolean).join(' '), '/nsnet/v1/config');
   });
 
+  test('a refused agent takes a client certificate replaced on disk at its next attempt, without a restart', async () => {
+    const cert = path.join(pki.dir, 'h3-client.crt');
+    const key = path.join(pki.dir, 'h3-client.key');
+    fs.copyFileSync(pki.otherClient.cert, cert);
+    fs.copyFileSync(pki.otherClient.key, key);
+    await h3.startAgent([], { wait: false, etcdArgs: ['--etcd', w.etcdUrl, '--etcd-ca', pki.ca, '--etcd-cert', cert, '--etcd-key', key] });
+    await h3.waitEvent('retry', 15_000, (e) => /rejected the client certificate/.test(String(e.error)));
+    install(pki.client.key, key);
+    install(pki.client.cert, cert);
+    await h3.waitEvent('running', 20_000);
+    const reloaded = h3.events.find((e) => e.event === 'tls-reloaded');
+    assert.deepEqual(reloaded && [reloaded.ca, reloaded.cert, reloaded.key], [pki.ca, cert, key]);
+    await h3.stopAgent('SIGTERM');
+    assert.equal(h3.agent!.exitCode, 0);
+    assert.equal(h3.stderr, '');
+  });
+
   const ips: Record<string, string> = {};
 
   test('agents over https with client certificates converge; containers on different hosts reach each other', async () => {
@@ -182,5 +205,39 @@ describe('cluster: etcd over TLS with client certificates', { skip: ETCD_MISSING
       for (let i = 0; a.ping(`c-${a.name}`, ips[b.name]!).status !== 0; i++) assert.ok(i < 10, `${a.name} → ${b.name} after the fix`);
     }
     for (const h of w.hosts) assert.equal(h.stderr, '', `agent ${h.name} wrote to stderr`);
+  });
+
+  test('etcd moved to a certificate of another CA: running agents retry, then take the new CA file without a restart', async () => {
+    const marks = w.hosts.map((h) => h.events.length);
+    const kernel = w.hosts.map((h) => h.kernelState());
+    const pids = w.hosts.map((h) => h.agent!.pid);
+    await w.stopEtcd();
+    await w.startEtcd({ serverCert: pki.otherServer });
+    const untrusted = new RegExp(`^etcd at ${URL_RE}: the server's certificate is not trusted by --etcd-ca ${esc(pki.ca)} \\(`);
+    await Promise.all(w.hosts.map((h, i) => h.waitEvent('retry', 15_000, (e) => untrusted.test(String(e.error)), marks[i])));
+    w.hosts.forEach((h, i) => assert.equal(h.kernelState(), kernel[i], `${h.name}: the data plane stays while etcd is not trusted`));
+    // The operator installs the new CA next to the old one (etcd keeps trusting clients of the old).
+    fs.writeFileSync(`${pki.ca}.new`, fs.readFileSync(pki.ca, 'utf8') + fs.readFileSync(pki.otherCa, 'utf8'));
+    fs.renameSync(`${pki.ca}.new`, pki.ca);
+    await Promise.all(w.hosts.map((h, i) => h.waitEvent('tls-reloaded', 15_000, () => true, marks[i])));
+    for (let i = 0; ; i++) {
+      const r = h2.nsnet('cluster', 'status', ...w.etcdArgs, '--json');
+      const s = r.status === 0 ? JSON.parse(r.stdout) as { nodes: Array<{ name: string; alive: boolean }> } : { nodes: [] };
+      if (s.nodes.length === 3 && s.nodes.every((n) => n.alive)) break;
+      assert.ok(i < 150, `agents not back: ${r.stderr}${JSON.stringify(s.nodes)}`);
+      await sleep(100);
+    }
+    await w.converged();
+    w.hosts.forEach((h, i) => {
+      assert.equal(h.agent!.pid, pids[i], `${h.name}: the same agent process`);
+      assert.equal(h.agent!.exitCode, null);
+      assert.equal(h.stderr, '', `agent ${h.name} wrote to stderr`);
+    });
+    // Each kept its subnet and took its keys back under new leases.
+    const keys = w.etcdctl('get', '/nsnet/v1/subnets/', '--prefix', '--keys-only').stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(keys, w.hosts.map((h) => `/nsnet/v1/subnets/${h.subnet().replace('/', '-')}`).sort());
+    for (const [a, b] of [[h1, h3], [h3, h2]] as const) {
+      for (let i = 0; a.ping(`c-${a.name}`, ips[b.name]!).status !== 0; i++) assert.ok(i < 10, `${a.name} → ${b.name} after the rotation`);
+    }
   });
 });
