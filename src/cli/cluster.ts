@@ -150,8 +150,10 @@ Examples:
   nsnet agent --etcd https://10.0.0.2:2379 --etcd-ca /etc/nsnet/etcd-ca.pem \\
       --etcd-cert /etc/nsnet/etcd-client.pem --etcd-key /etc/nsnet/etcd-client-key.pem --node h1`)
     .action(async (o: EtcdFlags & { node?: string; iface?: string; leaseTtl?: string; heartbeatTtl?: string; resync?: string; relist?: string; maxBackoff?: string }, cmd: Command) => {
-      const etcd = await target(o);
       const { etcdTarget } = await import('../cluster/etcd.js');
+      // Read again by the agent after a failed TLS handshake (rotated certificates).
+      const readTarget = () => etcdTarget({ etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey });
+      const etcd = readTarget();
       const { validateNodeName } = await import('../cluster/keys.js');
       const { Agent } = await import('../cluster/agent.js');
       const nodeName = o.node ?? os.hostname();
@@ -161,7 +163,7 @@ Examples:
       };
       const agent = new Agent({
         etcd,
-        reloadEtcd: () => etcdTarget({ etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey }),
+        reloadEtcd: readTarget,
         node: nodeName,
         iface: o.iface,
         stateDir: resolveStateDir(cmd.optsWithGlobals<{ stateDir?: string }>().stateDir),

@@ -19,7 +19,9 @@
  *  6. etcd unreachable (or refusing the TLS handshake): the model and the data plane stay
  *     as they are (flannel #294, #636);
  *     leases are kept alive by etcd KeepAlive and re-granted + re-put (same subnet, by
- *     compare-and-swap) when lost — the agent never exits and never flushes routes for that.
+ *     compare-and-swap) when lost — the agent never exits and never flushes routes for that;
+ *     a failed TLS handshake also re-reads the TLS files, and changed ones (rotated
+ *     certificates) replace the client (reloadTls).
  *
  * Ownership: the subnet key is bound to a persistent node id (state dir), so a restarted
  * agent takes its own subnet back; the node name key (`nodes/NAME`, heartbeat lease) can be

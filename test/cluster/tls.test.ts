@@ -4,8 +4,9 @@
  * Bad option combinations are refused before anything reaches etcd or the kernel; clients
  * the server refuses (no certificate, another CA's certificate) or cannot trust (wrong CA,
  * a server certificate for another address) get one line naming the URL and what to fix;
- * the agent retries such failures with backoff instead of exiting, and three hosts over
- * https converge and carry container traffic.
+ * the agent retries such failures with backoff instead of exiting, and takes certificates
+ * rotated on disk at its next attempt; three hosts over https converge and carry container
+ * traffic.
  */
 import '../harness/sandbox.js';
 import { after, before, describe, test } from 'node:test';
