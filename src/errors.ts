@@ -59,6 +59,7 @@ export type ErrorCode =
   | 'CLUSTER_EXISTS'
   | 'CLUSTER_SUBNETS_EXHAUSTED'
   | 'ETCD_UNREACHABLE'
+  | 'ETCD_TLS'
   | 'NODE_NAME_IN_USE'
   | 'NODE_NOT_FOUND'
   | 'NODE_ALIVE'

@@ -6,8 +6,10 @@
  *   nsnet cluster node rm NAME --etcd URL [--force]
  *   nsnet agent --etcd URL [--node NAME] [--iface IF]      long-running, one per host
  *
- * `--etcd` may be replaced by NSNET_ETCD. The agent's timers take flags or environment
- * variables, so tests can run with seconds where production uses minutes.
+ * Each takes `--etcd-ca FILE`, `--etcd-cert FILE --etcd-key FILE` for https:// endpoints.
+ * `--etcd` may be replaced by NSNET_ETCD, the TLS files by NSNET_ETCD_CA, NSNET_ETCD_CERT,
+ * NSNET_ETCD_KEY. The agent's timers take flags or environment variables, so tests can run
+ * with seconds where production uses minutes.
  */
 import os from 'node:os';
 import { type Command, Option } from 'commander';
@@ -34,7 +36,27 @@ function seconds(name: string, flag: string | undefined, env: string, dflt: numb
   return n;
 }
 
-const etcdOpt = (): Option => new Option('--etcd <urls>', 'etcd endpoint(s), comma-separated (default: $NSNET_ETCD)');
+/** `--etcd` and the TLS files, on every command that talks to etcd (etcd.ts etcdTarget). */
+function etcdOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--etcd <urls>', 'etcd endpoint(s), comma-separated, all http:// or all https:// (default: $NSNET_ETCD)'))
+    .addOption(new Option('--etcd-ca <file>', 'https: CA certificate(s) (PEM) the server must chain to (default: $NSNET_ETCD_CA, else the system roots)'))
+    .addOption(new Option('--etcd-cert <file>', 'https: client certificate (PEM), with --etcd-key (default: $NSNET_ETCD_CERT)'))
+    .addOption(new Option('--etcd-key <file>', 'https: the client certificate\'s unencrypted private key (PEM) (default: $NSNET_ETCD_KEY)'));
+}
+
+interface EtcdFlags { etcd?: string; etcdCa?: string; etcdCert?: string; etcdKey?: string }
+
+/** Endpoints and TLS files from flags or the environment, checked before anything else runs. */
+async function target(o: EtcdFlags): Promise<import('../cluster/etcd.js').EtcdTarget> {
+  const { etcdTarget } = await import('../cluster/etcd.js');
+  return etcdTarget({ etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey });
+}
+
+const TLS_HELP = `
+TLS: https:// endpoints are verified against --etcd-ca, or without it against the system
+roots ($SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt or the distribution's
+bundle); an etcd run with --client-cert-auth also needs --etcd-cert and --etcd-key.`;
 
 export function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description('containers across hosts: subnets per host, routes and VXLAN, state in etcd')
@@ -43,14 +65,18 @@ Every host runs \`nsnet agent\`; it leases a subnet of the cluster CIDR and crea
 network "cluster", so \`nsnet connect cluster c1\` works as on one host. Hosts on the same L2
 segment reach each other with plain routes (host-gw); others through a VXLAN overlay.
 
+${TLS_HELP}
+
 Examples:
   nsnet cluster init --etcd http://10.0.0.2:2379 --cidr 10.244.0.0/16
   nsnet agent --etcd http://10.0.0.2:2379 --node h1 --iface eth0 &
   nsnet cluster status --etcd http://10.0.0.2:2379 --json
-  nsnet cluster node rm h3 --etcd http://10.0.0.2:2379`);
+  nsnet cluster node rm h3 --etcd http://10.0.0.2:2379
+  export NSNET_ETCD=https://10.0.0.2:2379 NSNET_ETCD_CA=/etc/nsnet/etcd-ca.pem \\
+         NSNET_ETCD_CERT=/etc/nsnet/etcd-client.pem NSNET_ETCD_KEY=/etc/nsnet/etcd-client-key.pem
+  nsnet cluster status`);
 
-  cluster.command('init').description('write the cluster config to etcd (once; the same config again is a no-op)')
-    .addOption(etcdOpt())
+  etcdOptions(cluster.command('init').description('write the cluster config to etcd (once; the same config again is a no-op)'))
     .requiredOption('--cidr <cidr>', 'cluster CIDR (IPv4), split into one subnet per host')
     .option('--subnet-len <n>', 'prefix length of each host\'s subnet (default 24, or CIDR length + 2)', intArg('--subnet-len', 1, 32))
     .addOption(new Option('--backend <type>', 'how hosts reach each other').choices(['auto', 'vxlan', 'host-gw']).default('auto'))
@@ -58,21 +84,29 @@ Examples:
     .option('--port <n>', 'VXLAN UDP port (default 8472)', intArg('--port', 1, 65535))
     .option('--mtu <n>', 'tunnel MTU (default: smallest underlay MTU - 50)', intArg('--mtu', 576, 65535))
     .option('--json', 'print the config as JSON')
-    .action(async (o: { etcd?: string; cidr: string; subnetLen?: number; backend: string; vni?: number; port?: number; mtu?: number; json?: boolean }) => {
-      const { parseEndpoints } = await import('../cluster/etcd.js');
+    .addHelpText('after', `${TLS_HELP}
+
+Example:
+  nsnet cluster init --etcd https://10.0.0.2:2379 --etcd-ca ca.pem --etcd-cert client.pem --etcd-key client-key.pem \\
+      --cidr 10.244.0.0/16`)
+    .action(async (o: EtcdFlags & { cidr: string; subnetLen?: number; backend: string; vni?: number; port?: number; mtu?: number; json?: boolean }) => {
+      const etcd = await target(o);
       const { initCluster } = await import('../cluster/admin.js');
-      const urls = parseEndpoints(o.etcd);
-      const r = await initCluster(urls, { cidr: o.cidr, subnetLen: o.subnetLen, backend: o.backend, vni: o.vni, port: o.port, mtu: o.mtu });
+      const r = await initCluster(etcd, { cidr: o.cidr, subnetLen: o.subnetLen, backend: o.backend, vni: o.vni, port: o.port, mtu: o.mtu });
       if (o.json) return print(JSON.stringify({ ...r.config, created: r.created }, null, 2));
       print(`cluster ${r.created ? 'initialised' : 'already initialised'}: ${r.config.network}, /${r.config.subnetLen} per host, backend ${r.config.backend}, VNI ${r.config.vni}, port ${r.config.port}`);
     });
 
-  cluster.command('status').description('nodes, subnets, backend per peer, health')
-    .addOption(etcdOpt()).option('--json', 'machine-readable output')
-    .action(async (o: { etcd?: string; json?: boolean }) => {
-      const { parseEndpoints } = await import('../cluster/etcd.js');
+  etcdOptions(cluster.command('status').description('nodes, subnets, backend per peer, health'))
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `${TLS_HELP}
+
+Example:
+  nsnet cluster status --etcd https://10.0.0.2:2379 --etcd-ca ca.pem --etcd-cert client.pem --etcd-key client-key.pem`)
+    .action(async (o: EtcdFlags & { json?: boolean }) => {
+      const etcd = await target(o);
       const { clusterStatus } = await import('../cluster/admin.js');
-      const s = await clusterStatus(parseEndpoints(o.etcd));
+      const s = await clusterStatus(etcd);
       if (o.json) return print(JSON.stringify(s, null, 2));
       print(`cluster ${s.config.network} (/${s.config.subnetLen} per host, backend ${s.config.backend}, VNI ${s.config.vni}, port ${s.config.port}) at ${s.etcd.join(',')}, revision ${s.revision}`);
       print(renderTable(['NODE', 'SUBNET', 'ADDRESS', 'AGENT', 'LEASE', 'PEERS', 'PROBLEMS'], s.nodes.map((n) => [
@@ -82,17 +116,20 @@ Examples:
     });
 
   const node = cluster.command('node').description('cluster nodes');
-  node.command('rm <name>').alias('del').description('retire a dead host\'s subnet lease now (peers withdraw its routes)')
-    .addOption(etcdOpt()).option('-f, --force', 'even if its agent still runs')
-    .action(async (name: string, o: { etcd?: string; force?: boolean }) => {
-      const { parseEndpoints } = await import('../cluster/etcd.js');
+  etcdOptions(node.command('rm <name>').alias('del').description('retire a dead host\'s subnet lease now (peers withdraw its routes)'))
+    .option('-f, --force', 'even if its agent still runs')
+    .addHelpText('after', `${TLS_HELP}
+
+Example:
+  nsnet cluster node rm h3 --etcd https://10.0.0.2:2379 --etcd-ca ca.pem --etcd-cert client.pem --etcd-key client-key.pem`)
+    .action(async (name: string, o: EtcdFlags & { force?: boolean }) => {
+      const etcd = await target(o);
       const { removeNode } = await import('../cluster/admin.js');
-      const r = await removeNode(parseEndpoints(o.etcd), name, { force: o.force });
+      const r = await removeNode(etcd, name, { force: o.force });
       print(`node ${name} removed${r.subnets.length ? ` (released ${r.subnets.join(', ')})` : ''}`);
     });
 
-  program.command('agent').description('the multi-host agent (long-running, one per host)')
-    .addOption(etcdOpt())
+  etcdOptions(program.command('agent').description('the multi-host agent (long-running, one per host)'))
     .option('--node <name>', 'this host\'s node name (default: the hostname)')
     .option('--iface <dev>', 'underlay interface (default: the one of the default route)')
     .option('--lease-ttl <s>', 'subnet lease TTL, seconds (env NSNET_CLUSTER_LEASE_TTL; default 3600)')
@@ -103,11 +140,20 @@ Examples:
     .addHelpText('after', `
 Logs one JSON object per line on stdout. Stops on SIGTERM/SIGINT, leaving routes and the
 subnet lease in place: restarted within the lease it takes both back without a lost packet.
+An unreachable etcd or a refused TLS handshake is retried with backoff, never an exit.
+${TLS_HELP}
+After a failed TLS handshake the agent reads the TLS files again and reconnects with them
+if they changed (a rotated certificate, a new CA): no restart needed.
 
-Example:
-  nsnet agent --etcd http://10.0.0.2:2379 --node h1 --iface eth0`)
-    .action(async (o: { etcd?: string; node?: string; iface?: string; leaseTtl?: string; heartbeatTtl?: string; resync?: string; relist?: string; maxBackoff?: string }, cmd: Command) => {
-      const { parseEndpoints } = await import('../cluster/etcd.js');
+Examples:
+  nsnet agent --etcd http://10.0.0.2:2379 --node h1 --iface eth0
+  nsnet agent --etcd https://10.0.0.2:2379 --etcd-ca /etc/nsnet/etcd-ca.pem \\
+      --etcd-cert /etc/nsnet/etcd-client.pem --etcd-key /etc/nsnet/etcd-client-key.pem --node h1`)
+    .action(async (o: EtcdFlags & { node?: string; iface?: string; leaseTtl?: string; heartbeatTtl?: string; resync?: string; relist?: string; maxBackoff?: string }, cmd: Command) => {
+      const { etcdTarget } = await import('../cluster/etcd.js');
+      // Read again by the agent after a failed TLS handshake (rotated certificates).
+      const readTarget = () => etcdTarget({ etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey });
+      const etcd = readTarget();
       const { validateNodeName } = await import('../cluster/keys.js');
       const { Agent } = await import('../cluster/agent.js');
       const nodeName = o.node ?? os.hostname();
@@ -116,7 +162,8 @@ Example:
         print(JSON.stringify({ ts: new Date().toISOString(), node: nodeName, event, ...fields }));
       };
       const agent = new Agent({
-        endpoints: parseEndpoints(o.etcd),
+        etcd,
+        reloadEtcd: readTarget,
         node: nodeName,
         iface: o.iface,
         stateDir: resolveStateDir(cmd.optsWithGlobals<{ stateDir?: string }>().stateDir),

@@ -1,14 +1,15 @@
 /**
  * Operator commands on the cluster's etcd state: `cluster init`, `cluster status`,
  * `cluster node rm`. Each opens a client, does one thing, closes it; an etcd that does not
- * answer is one ETCD_UNREACHABLE error naming the URL.
+ * answer is one ETCD_UNREACHABLE error naming the URL (ETCD_TLS when the TLS handshake
+ * failed: an untrusted server, a name mismatch, a refused client certificate).
  */
 import type { Etcd3 } from 'etcd3';
 import { NsnetError } from '../errors.js';
 import { Netns } from '../kernel/netns/netns.js';
 import { listAddresses } from '../kernel/netlink/route/addr.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
-import { connectEtcd, withEtcd } from './etcd.js';
+import { connectEtcd, withEtcd, type EtcdTarget } from './etcd.js';
 import {
   CONFIG_KEY, NODES_PREFIX, SUBNETS_PREFIX, makeConfig, parseConfig, parseLease, parseNode, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
@@ -18,10 +19,10 @@ import { listLinks } from '../kernel/netlink/route/link.js';
 import { defaultBridgeName } from '../engine/engine.js';
 import { RTPROT_CLUSTER } from './dataplane.js';
 
-async function session<T>(urls: string[], fn: (c: Etcd3) => Promise<T>): Promise<T> {
-  const c = connectEtcd(urls);
+async function session<T>(etcd: EtcdTarget, fn: (c: Etcd3) => Promise<T>): Promise<T> {
+  const c = connectEtcd(etcd);
   try {
-    return await withEtcd(urls, () => fn(c));
+    return await withEtcd(etcd, () => fn(c));
   } finally {
     c.close();
   }
@@ -54,14 +55,14 @@ export interface InitOptions { cidr: string; subnetLen?: number; backend?: strin
  * no-op; a different one is refused (changing the CIDR under running agents would
  * renumber every host).
  */
-export async function initCluster(urls: string[], o: InitOptions): Promise<{ config: ClusterConfig; created: boolean }> {
+export async function initCluster(etcd: EtcdTarget, o: InitOptions): Promise<{ config: ClusterConfig; created: boolean }> {
   const config = makeConfig(o);
   for (const p of localPrefixes()) {
     if (cidrOverlap(p, config.network)) {
       throw new NsnetError('SUBNET_OVERLAP', `cluster CIDR ${config.network} overlaps ${p}, which this host already uses`, { object: config.network });
     }
   }
-  return session(urls, async (c) => {
+  return session(etcd, async (c) => {
     const text = JSON.stringify(config);
     const r = await c.if(CONFIG_KEY, 'Version', '==', 0).then(c.put(CONFIG_KEY).value(text)).else(c.get(CONFIG_KEY)).commit();
     if (r.succeeded) return { config, created: true };
@@ -69,7 +70,7 @@ export async function initCluster(urls: string[], o: InitOptions): Promise<{ con
     let cur: ClusterConfig | undefined;
     try { cur = parseConfig(existing); } catch { /* reported below */ }
     if (cur && JSON.stringify(cur) === text) return { config: cur, created: false };
-    throw new NsnetError('CLUSTER_EXISTS', `the cluster at ${urls.join(',')} is already initialised with a different config (${cur ? `${cur.network}, /${cur.subnetLen}, ${cur.backend}` : existing.slice(0, 80)})`, { object: CONFIG_KEY });
+    throw new NsnetError('CLUSTER_EXISTS', `the cluster at ${etcd.urls.join(',')} is already initialised with a different config (${cur ? `${cur.network}, /${cur.subnetLen}, ${cur.backend}` : existing.slice(0, 80)})`, { object: CONFIG_KEY });
   });
 }
 
@@ -93,10 +94,10 @@ export interface ClusterStatus {
   nodes: NodeStatus[];
 }
 
-export async function clusterStatus(urls: string[]): Promise<ClusterStatus> {
-  return session(urls, async (c) => {
+export async function clusterStatus(etcd: EtcdTarget): Promise<ClusterStatus> {
+  return session(etcd, async (c) => {
     const cfgText = await c.get(CONFIG_KEY).string();
-    if (cfgText === null) throw new NsnetError('CLUSTER_NOT_INITIALISED', `no cluster config in etcd at ${urls.join(',')}: run \`nsnet cluster init\` first`);
+    if (cfgText === null) throw new NsnetError('CLUSTER_NOT_INITIALISED', `no cluster config in etcd at ${etcd.urls.join(',')}: run \`nsnet cluster init\` first`);
     const config = parseConfig(cfgText);
     const subnets = await c.getAll().prefix(SUBNETS_PREFIX).exec();
     const nodes = await c.getAll().prefix(NODES_PREFIX).exec();
@@ -132,7 +133,7 @@ export async function clusterStatus(urls: string[]): Promise<ClusterStatus> {
       n.publicIp ??= rec.publicIp;
     }
     return {
-      etcd: urls, config, revision: subnets.header.revision,
+      etcd: etcd.urls, config, revision: subnets.header.revision,
       nodes: [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)),
     };
   });
@@ -142,12 +143,12 @@ export async function clusterStatus(urls: string[]): Promise<ClusterStatus> {
  * Retires a dead host's lease now instead of waiting for it to expire (flannel #954). A
  * host whose agent still runs is refused unless `force` (its agent would lease again).
  */
-export async function removeNode(urls: string[], name: string, o: { force?: boolean } = {}): Promise<{ subnets: string[] }> {
-  return session(urls, async (c) => {
+export async function removeNode(etcd: EtcdTarget, name: string, o: { force?: boolean } = {}): Promise<{ subnets: string[] }> {
+  return session(etcd, async (c) => {
     const alive = await c.get(`${NODES_PREFIX}${name}`).string();
     const subnets = await c.getAll().prefix(SUBNETS_PREFIX).exec();
     const mine = subnets.kvs.filter((kv) => parseLease(kv.value.toString())?.node === name);
-    if (mine.length === 0 && alive === null) throw new NsnetError('NODE_NOT_FOUND', `node ${name} not found in the cluster at ${urls.join(',')}`, { object: name });
+    if (mine.length === 0 && alive === null) throw new NsnetError('NODE_NOT_FOUND', `node ${name} not found in the cluster at ${etcd.urls.join(',')}`, { object: name });
     if (alive !== null && !o.force) {
       throw new NsnetError('NODE_ALIVE', `node ${name} has a running agent (heartbeat in etcd): stop it first, or use --force`, { object: name });
     }

@@ -16,9 +16,12 @@
  *  5. each reconcile also keeps the local `cluster` network's MTU at the cluster's smallest
  *     underlay MTU minus the encapsulation, and nsnet's VXLAN filter (UDP to the VXLAN port
  *     only from current peers' underlay addresses) equal to the peer set;
- *  6. etcd unreachable: the model and the data plane stay as they are (flannel #294, #636);
+ *  6. etcd unreachable (or refusing the TLS handshake): the model and the data plane stay
+ *     as they are (flannel #294, #636);
  *     leases are kept alive by etcd KeepAlive and re-granted + re-put (same subnet, by
- *     compare-and-swap) when lost — the agent never exits and never flushes routes for that.
+ *     compare-and-swap) when lost — the agent never exits and never flushes routes for that;
+ *     a failed TLS handshake also re-reads the TLS files, and changed ones (rotated
+ *     certificates) replace the client (reloadTls).
  *
  * Ownership: the subnet key is bound to a persistent node id (state dir), so a restarted
  * agent takes its own subnet back; the node name key (`nodes/NAME`, heartbeat lease) can be
@@ -35,7 +38,7 @@ import { listRoutes } from '../kernel/netlink/route/route.js';
 import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
 import type { NetworkRecord } from '../engine/types.js';
-import { connectEtcd, unreachable } from './etcd.js';
+import { connectEtcd, isTransient, unreachable, type EtcdTarget } from './etcd.js';
 import {
   CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
@@ -47,7 +50,13 @@ import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndp
 export const CLUSTER_NETWORK = 'cluster';
 
 export interface AgentOptions {
-  endpoints: string[];
+  /** etcd's endpoints and TLS material (etcd.ts etcdTarget), read at start. */
+  etcd: EtcdTarget;
+  /**
+   * Makes the target again from the same options (re-reading the TLS files). Called when a
+   * TLS handshake fails: rotated certificates are taken without a restart (Agent.reloadTls).
+   */
+  reloadEtcd?: () => EtcdTarget;
   node: string;
   /** Underlay interface; default: the interface of the default route. */
   iface?: string;
@@ -100,6 +109,10 @@ export class Agent {
   private errors: string[] = [];
   private readonly stateFile: string;
   private readonly urls: string[];
+  /** The target the client was made with (replaced by reloadTls). */
+  private etcd: EtcdTarget;
+  /** start() has listed the cluster and started the watch and the timers. */
+  private running = false;
   /** Names across hosts (names.ts): what we published, and every host's endpoints by key. */
   private names: LocalNames | undefined;
   private readonly published = new Map<string, string>();
@@ -116,7 +129,8 @@ export class Agent {
 
   constructor(private readonly o: AgentOptions) {
     this.stateFile = path.join(o.stateDir, 'cluster-agent.json');
-    this.urls = o.endpoints;
+    this.urls = o.etcd.urls;
+    this.etcd = o.etcd;
   }
 
   // ---- start-up ---------------------------------------------------------------------------
@@ -131,7 +145,7 @@ export class Agent {
     this.underlay = readUnderlay(this.host, iface);
     if (!this.underlay.publicIp) throw new NsnetError('LINK_NOT_FOUND', `underlay interface ${iface} has no IPv4 address`, { object: iface });
     this.state = this.loadState();
-    this.client = connectEtcd(this.urls);
+    this.client = connectEtcd(this.etcd);
     const config = this.retry('read the cluster config', () => this.readConfig());
     // While the first call connects and waits for etcd: open the store and libnftables
     // (~15 ms of CPU), which the first reconcile needs, instead of paying for them when
@@ -156,6 +170,52 @@ export class Agent {
     this.timers.push(setInterval(() => { void this.publishNames(); }, 250));
     this.timers.push(setInterval(() => this.resync('timer'), this.o.resyncMs));
     this.timers.push(setInterval(() => { void this.relistSafe('periodic'); }, this.o.relistMs));
+    this.running = true;
+  }
+
+  /** A failed etcd call as an NsnetError (etcd.ts unreachable); a TLS failure re-reads the files. */
+  private etcdError(e: unknown): NsnetError {
+    const err = unreachable(this.etcd, e);
+    if (err.code === 'ETCD_TLS') this.reloadTls();
+    return err;
+  }
+
+  /**
+   * After a failed TLS handshake: re-reads the TLS files and, when they changed (a rotated
+   * client certificate, a new CA), reconnects with them. The leases bound to the old client
+   * are regained on the new one (regain: the path of a lost lease, the same subnet by
+   * compare-and-swap), and the cluster is listed and watched again; the data plane is left
+   * alone meanwhile. Files missing or broken mid-rotation are logged and read again on the
+   * next failure. A certificate rotated while the connection stays up is taken at the next
+   * failed handshake (or restart).
+   */
+  private reloadTls(): void {
+    if (!this.o.reloadEtcd || this.stopped) return;
+    let next: EtcdTarget;
+    try {
+      next = this.o.reloadEtcd();
+    } catch (e) {
+      this.o.log('tls-reload-failed', { error: (e as Error).message });
+      return;
+    }
+    const pems = (t: EtcdTarget): string => JSON.stringify([t.tls?.ca?.pem.toString('base64'), t.tls?.cert?.pem.toString('base64'), t.tls?.key?.pem.toString('base64')]);
+    if (pems(next) === pems(this.etcd)) return;
+    this.o.log('tls-reloaded', { ca: next.tls?.ca?.file, cert: next.tls?.cert?.file, key: next.tls?.key?.file });
+    const old = this.client;
+    this.etcd = next;
+    this.client = connectEtcd(next);
+    // As when a lease is lost (its keepalives could not get through either).
+    for (const which of ['subnet', 'heartbeat'] as const) {
+      const lease = which === 'subnet' ? this.subnetLease : this.heartbeatLease;
+      if (!lease) continue;
+      lease.removeAllListeners('lost');
+      void this.regain(which);
+    }
+    void (async () => {
+      await this.closeWatch();
+      old.close();
+      if (this.running) void this.relistSafe('tls-reload');
+    })();
   }
 
   private defaultIface(): string {
@@ -185,8 +245,10 @@ export class Agent {
   }
 
   /**
-   * Retries `fn` while etcd is unreachable, with exponential backoff, logging one line per
-   * attempt; refusals (NsnetError other than ETCD_UNREACHABLE / not initialised) propagate.
+   * Retries `fn` while etcd is unreachable or refuses the TLS handshake (a certificate
+   * being fixed or rotated on the server), with exponential backoff, logging one line per
+   * attempt; refusals (NsnetError other than ETCD_UNREACHABLE, ETCD_TLS, not initialised)
+   * propagate.
    */
   private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let wait = 250;
@@ -196,9 +258,9 @@ export class Agent {
         return await fn();
       } catch (e) {
         let err = e;
-        if (!(e instanceof NsnetError)) err = unreachable(this.urls, e);
+        if (!(e instanceof NsnetError)) err = this.etcdError(e);
         const ne = err as NsnetError;
-        if (ne.code !== 'ETCD_UNREACHABLE' && ne.code !== 'CLUSTER_NOT_INITIALISED') throw ne;
+        if (!isTransient(ne)) throw ne;
         this.o.log('retry', { what, error: ne.message, retryInMs: wait });
         await sleep(wait);
         wait = Math.min(this.o.maxBackoffMs, wait * 2);
@@ -469,7 +531,7 @@ export class Agent {
         } catch (e) {
           this.relistFailures++;
           const wait = Math.min(this.o.maxBackoffMs, 250 * 2 ** Math.min(this.relistFailures, 8));
-          this.o.log('retry', { what: 'list the cluster', error: unreachable(this.urls, e).message, retryInMs: wait });
+          this.o.log('retry', { what: 'list the cluster', error: this.etcdError(e).message, retryInMs: wait });
           await sleep(wait);
         }
       }
@@ -515,7 +577,7 @@ export class Agent {
       this.o.log('watch-error', { error: err.message, revision: this.revision });
       void this.relistSafe('watch-error');
     });
-    w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: err.message }); });
+    w.on('disconnected', (err) => { if (w === this.watcher) this.o.log('watch-disconnected', { error: this.etcdError(err).message }); });
   }
 
   private apply(kind: 'put' | 'delete', key: string, value: string, modRevision: string): void {
@@ -584,7 +646,7 @@ export class Agent {
       }
     } catch (e) {
       this.forcePublish = true; // retried on the next tick
-      this.o.log('retry', { what: 'publish endpoint names', error: unreachable(this.urls, e).message });
+      this.o.log('retry', { what: 'publish endpoint names', error: this.etcdError(e).message });
     } finally {
       this.publishing = false;
     }
@@ -617,7 +679,7 @@ export class Agent {
     try {
       await this.client.put(subnetKey(subnet)).value(this.leaseValue()).lease(id).exec();
     } catch (e) {
-      this.o.log('retry', { what: 'publish the underlay change', error: unreachable(this.urls, e).message });
+      this.o.log('retry', { what: 'publish the underlay change', error: this.etcdError(e).message });
       setTimeout(() => { void this.republish(); }, 1000);
     }
   }

@@ -7,28 +7,56 @@
  *  - no client-side retry or circuit breaker: the library's defaults retry three times and
  *    then refuse every call for 5 s after etcd is back; callers here retry with their own
  *    backoff and must see the first answer of a returning etcd;
- *  - a capped watch reconnect backoff (the library's grows to 30 s).
+ *  - a capped watch reconnect backoff (the library's grows to 30 s);
+ *  - TLS, with an optional client certificate, for https:// endpoints (etcd-tls.ts): the
+ *    key material is read and checked once, when the target is made.
  */
 import { Etcd3, type IOptions } from 'etcd3';
 import { NsnetError } from '../errors.js';
+import { describeTlsFailure, loadTls, tlsChoices, type EtcdTls, type TlsOptions } from './etcd-tls.js';
 
+/** Where etcd is and how to talk to it: what every cluster command and the agent take. */
 export interface EtcdTarget {
-  /** Endpoints as given (http://host:port), for messages. */
+  /** Endpoints as given (http://host:port or https://host:port), for messages. */
   urls: string[];
+  /** Present exactly when the endpoints are https:// (etcd-tls.ts). */
+  tls?: EtcdTls | undefined;
 }
 
-/** Splits `--etcd` (comma-separated) and checks each is an http(s) URL with a host. */
-export function parseEndpoints(text: string | undefined): string[] {
-  const raw = (text ?? process.env.NSNET_ETCD ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  if (raw.length === 0) throw new NsnetError('USAGE', 'no etcd endpoint: pass --etcd URL (or set NSNET_ETCD), e.g. --etcd http://10.0.0.2:2379');
+/**
+ * Splits `--etcd` (comma-separated) and checks each is an http(s) URL with a host and a
+ * port, all of one scheme (etcd3 uses one set of channel credentials for every endpoint).
+ */
+export function parseEndpoints(text: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  const raw = (text ?? env.NSNET_ETCD ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (raw.length === 0) throw new NsnetError('USAGE', 'no etcd endpoint: pass --etcd URL (or set NSNET_ETCD), e.g. --etcd https://10.0.0.2:2379');
   for (const u of raw) {
     let url: URL;
-    try { url = new URL(u); } catch { throw new NsnetError('USAGE', `invalid etcd endpoint "${u}": expected a URL such as http://10.0.0.2:2379`, { object: u }); }
-    if (url.protocol !== 'http:' || !url.hostname || !url.port) {
-      throw new NsnetError('USAGE', `invalid etcd endpoint "${u}": expected http://HOST:PORT (TLS is not supported yet)`, { object: u });
+    try { url = new URL(u); } catch { throw new NsnetError('USAGE', `invalid etcd endpoint "${u}": expected a URL such as https://10.0.0.2:2379`, { object: u }); }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname || !url.port || (url.pathname !== '/' && url.pathname !== '')) {
+      throw new NsnetError('USAGE', `invalid etcd endpoint "${u}": expected http://HOST:PORT or https://HOST:PORT`, { object: u });
     }
   }
+  const schemes = new Set(raw.map((u) => new URL(u).protocol));
+  if (schemes.size > 1) {
+    throw new NsnetError('USAGE', `etcd endpoints mix http:// and https:// (${raw.join(',')}): use one scheme for all of them`, { object: raw.join(',') });
+  }
   return raw;
+}
+
+/**
+ * The endpoints and, for https://, the checked key material: everything the options say,
+ * validated before anything talks to etcd or touches the kernel. One-line USAGE errors
+ * name the option and the file.
+ */
+export function etcdTarget(o: { etcd?: string | undefined } & TlsOptions, env: NodeJS.ProcessEnv = process.env): EtcdTarget {
+  const urls = parseEndpoints(o.etcd, env);
+  const https = urls[0]!.startsWith('https:');
+  if (!https) {
+    tlsChoices(o, env, 'http'); // refuses TLS files with http:// endpoints
+    return { urls };
+  }
+  return { urls, tls: loadTls(o, env) };
 }
 
 /** A policy that just runs the call (cockatiel's IPolicy shape, as far as etcd3 uses it). */
@@ -44,10 +72,10 @@ class CappedBackoff {
   }
 }
 
-export function connectEtcd(urls: string[], o: { callTimeoutMs?: number } = {}): Etcd3 {
+export function connectEtcd(target: EtcdTarget, o: { callTimeoutMs?: number } = {}): Etcd3 {
   const timeout = o.callTimeoutMs ?? 3000;
   const options: IOptions = {
-    hosts: urls,
+    hosts: target.urls,
     dialTimeout: timeout,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
     // etcd answers pings more often than every 5 s (--grpc-keepalive-min-time) with GOAWAY.
@@ -58,21 +86,74 @@ export function connectEtcd(urls: string[], o: { callTimeoutMs?: number } = {}):
       watchBackoff: new CappedBackoff(200, 2000) as never,
     },
   };
+  if (target.tls) {
+    const { ca, cert, key } = target.tls;
+    // grpc-js's createSsl: null roots = Node's built-in ones (no system bundle was found).
+    options.credentials = { rootCertificate: (ca?.pem ?? null) as Buffer, certChain: cert?.pem, privateKey: key?.pem };
+    quietIpServerName();
+  }
   return new Etcd3(options);
 }
 
-/** The one-line error for an etcd that does not answer, naming the endpoint(s). */
-export function unreachable(urls: string[], e: unknown): NsnetError {
-  const why = ((e as Error)?.message ?? String(e)).split('\n')[0]!.replace(/^\d+ [A-Z_]+: /, '');
-  return new NsnetError('ETCD_UNREACHABLE', `etcd at ${urls.join(',')} is unreachable: ${why}`, { object: urls.join(','), cause: e });
+let quieted = false;
+/**
+ * grpc-js puts the endpoint's host in the TLS server name (SNI) even when it is an IP
+ * address — most etcd endpoints are — and Node then prints DEP0123 (RFC 6066 §3 allows only
+ * host names there) to stderr, once: that would break the CLI's one-line errors and the
+ * agent's JSON log. Only that warning is dropped; the server's certificate is still checked
+ * against the address (its IP SAN) by tls.checkServerIdentity.
+ */
+function quietIpServerName(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]): void => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
 
-/** Runs `fn`; any non-nsnet error (gRPC unavailable, deadline) becomes ETCD_UNREACHABLE. */
-export async function withEtcd<T>(urls: string[], fn: () => Promise<T>): Promise<T> {
+/**
+ * grpc-js's text for a failed connection, without its decoration: "14 UNAVAILABLE: No
+ * connection established. Last error: X (2026-…Z). Resolution note: " becomes X.
+ */
+export function grpcReason(e: unknown): string {
+  const text = (e as Error)?.message ?? String(e);
+  const last = /Last error: ([\s\S]*?)(?: \(\d{4}-\d\d-\d\dT[\d:.]+Z\))?\.? Resolution note:/.exec(text)?.[1];
+  return (last ?? text).split('\n')[0]!.replace(/^\d+ [A-Z_]+: /, '').replace(/^Error(?: \[[A-Z_0-9]+\])?: /, '').trim();
+}
+
+/**
+ * The one-line error for an etcd that does not answer, naming the endpoint(s): ETCD_TLS
+ * when the TLS handshake failed (what to fix: the CA, the name, the client certificate),
+ * ETCD_UNREACHABLE otherwise. Both are "try again later" for the agent.
+ */
+export function unreachable(target: EtcdTarget, e: unknown): NsnetError {
+  const where = target.urls.join(',');
+  let why = grpcReason(e);
+  const tls = target.tls ? describeTlsFailure(why, target.tls) : undefined;
+  if (tls) return new NsnetError('ETCD_TLS', `etcd at ${where}: ${tls}`, { object: where, cause: e });
+  // Two answers of a server speaking the other protocol, ambiguous on their own: a plain
+  // etcd resets a TLS client hello; a TLS etcd answers a plaintext HTTP/2 preface with an
+  // HTTP/1 400 and closes, which grpc-js reports only as "Failed to connect".
+  const connecting = /No connection established/.test((e as Error)?.message ?? '');
+  if (connecting && target.tls && /ECONNRESET/.test(why)) why += ' during the TLS handshake (does it serve http:// rather than https://?)';
+  if (connecting && !target.tls && why === 'Failed to connect') why += ' (the server closed the connection: if it serves TLS, use https://)';
+  return new NsnetError('ETCD_UNREACHABLE', `etcd at ${where} is unreachable: ${why}`, { object: where, cause: e });
+}
+
+/** Runs `fn`; any non-nsnet error (gRPC unavailable, deadline, TLS) becomes ETCD_UNREACHABLE or ETCD_TLS. */
+export async function withEtcd<T>(target: EtcdTarget, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
     if (e instanceof NsnetError) throw e;
-    throw unreachable(urls, e);
+    throw unreachable(target, e);
   }
+}
+
+/** Whether the agent waits and retries on this error (etcd away or not ready, TLS refused). */
+export function isTransient(e: NsnetError): boolean {
+  return e.code === 'ETCD_UNREACHABLE' || e.code === 'ETCD_TLS' || e.code === 'CLUSTER_NOT_INITIALISED';
 }

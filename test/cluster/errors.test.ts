@@ -5,7 +5,7 @@
 import '../harness/sandbox.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CIDR, ETCD_URL, World, type Host, ETCD_MISSING } from './harness.js';
+import { CIDR, ETCD_URL, World, type Host, ETCD_MISSING, refused, snapshot } from './harness.js';
 import { CLI, sleep } from '../harness/world.js';
 
 const ENV = { NSNET_CLUSTER_LEASE_TTL: '6', NSNET_CLUSTER_HEARTBEAT_TTL: '3', NSNET_CLUSTER_RESYNC: '1', NSNET_CLUSTER_MAX_BACKOFF: '1' };
@@ -13,28 +13,6 @@ const DEAD = 'http://10.99.0.99:2379';
 let w: World;
 let h1: Host, h2: Host;
 
-
-/** What a refused command must leave exactly as it was on a host. */
-function snapshot(h: Host): string {
-  return JSON.stringify({
-    links: h.must("ip -o link show | awk -F': ' '{print $2}' | sort"),
-    routes: h.must('ip -4 route show table all | sort'), // IPv6 link-local routes appear by themselves (DAD)
-    nft: h.must('nft list ruleset'),
-    state: h.nsnetOk('status', '--json'),
-    netns: h.must('ls /run/netns'),
-  });
-}
-
-function refused(h: Host, args: string[], message: RegExp, exit: 1 | 2 = 1): void {
-  const before = snapshot(h);
-  const r = h.nsnet(...args);
-  assert.equal(r.status, exit, `nsnet ${args.join(' ')}: exit ${r.status}, stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one-line error, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^nsnet: /);
-  assert.match(lines[0]!, message);
-  assert.equal(snapshot(h), before, `nsnet ${args.join(' ')} changed the host`);
-}
 
 describe('cluster: bad input', { skip: ETCD_MISSING }, () => {
   before(async () => {

@@ -4,6 +4,7 @@
  *   sandbox root = the switches:  ul0 (segment A, 10.99.0.0/24)   ul1 (segment B, 10.98.0.0/24)
  *   rt    router namespace        eth0 10.99.0.1 on ul0, eth1 10.98.0.1 on ul1, forwarding on
  *   etcd  namespace               eth0 10.99.0.2 on ul0; etcd listens on http://10.99.0.2:2379
+ *                                 (https:// with client-certificate auth in a `tls` world)
  *   hN    one per host            eth0 on ul0 or ul1 (10.99.0.1N / 10.98.0.1N), default via .1
  *
  * A host is a network namespace *and* a mount namespace of its own, held by a `sleep`
@@ -14,6 +15,7 @@
  * stay. Hosts on segment B reach hosts on segment A only through the router (L3-only
  * peers: `auto` must pick VXLAN for them and host-gw within a segment).
  */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +23,7 @@ import { CLI, must, sh, sleep, type Run } from '../harness/world.js';
 
 export const ETCD_IP = '10.99.0.2';
 export const ETCD_URL = `http://${ETCD_IP}:2379`;
+export const ETCD_TLS_URL = `https://${ETCD_IP}:2379`;
 export const CIDR = '10.244.0.0/16';
 
 /** Why the cluster tests cannot run here, if they cannot (a skip message). */
@@ -42,7 +45,9 @@ export class Host {
   stderr = '';
   readonly ip: string;
 
-  constructor(readonly name: string, readonly segment: Segment, index: number, readonly env: NodeJS.ProcessEnv) {
+  constructor(readonly name: string, readonly segment: Segment, index: number, readonly env: NodeJS.ProcessEnv,
+    /** How the agent reaches etcd: `--etcd URL`, plus the CA and client certificate in a `tls` world. */
+    readonly etcdArgs: string[] = ['--etcd', ETCD_URL]) {
     this.ip = `${SEG[segment].net}.${10 + index}`;
   }
 
@@ -74,12 +79,15 @@ export class Host {
     return r.stdout;
   }
 
-  /** Starts the agent; resolves when it logs `running` (or rejects if it exits first). */
-  async startAgent(extra: string[] = [], o: { wait?: boolean } = {}): Promise<void> {
+  /**
+   * Starts the agent; resolves when it logs `running` (or rejects if it exits first).
+   * `etcdArgs` replaces the host's own (another certificate, none).
+   */
+  async startAgent(extra: string[] = [], o: { wait?: boolean; etcdArgs?: string[] } = {}): Promise<void> {
     this.events = [];
     this.stderr = '';
     const child = spawn('nsenter', ['-t', String(this.pid), '-m', '-n', '--', process.execPath, CLI, 'agent',
-      '--etcd', ETCD_URL, '--node', this.name, '--iface', 'eth0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
+      ...(o.etcdArgs ?? this.etcdArgs), '--node', this.name, '--iface', 'eth0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.agent = child;
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -164,6 +172,29 @@ export class Host {
   }
 }
 
+/** What a refused command must leave exactly as it was on a host. */
+export function snapshot(h: Host): string {
+  return JSON.stringify({
+    links: h.must("ip -o link show | awk -F': ' '{print $2}' | sort"),
+    routes: h.must('ip -4 route show table all | sort'), // IPv6 link-local routes appear by themselves (DAD)
+    nft: h.must('nft list ruleset'),
+    state: h.nsnetOk('status', '--json'),
+    netns: h.must('ls /run/netns'),
+  });
+}
+
+/** Runs `nsnet ARGS` on `h`: exit status `exit`, one line on stderr matching `message`, the host unchanged. */
+export function refused(h: Host, args: string[], message: RegExp, exit: 1 | 2 = 1, env: NodeJS.ProcessEnv = {}): void {
+  const before = snapshot(h);
+  const r = Object.keys(env).length ? h.run(['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, ...args]) : h.nsnet(...args);
+  assert.equal(r.status, exit, `nsnet ${args.join(' ')}: exit ${r.status}, stderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one-line error, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^nsnet: /);
+  assert.match(lines[0]!, message);
+  assert.equal(snapshot(h), before, `nsnet ${args.join(' ')} changed the host`);
+}
+
 /** A continuous ping (every 0.1 s) from a container on one host; stop() returns sent/received. */
 export class Pinger {
   private child: ChildProcess;
@@ -197,15 +228,73 @@ export interface WorldOptions {
   hosts: HostSpec[];
   /** Environment for agents and CLI calls in hosts (timer settings). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * etcd on https://10.99.0.2:2379 requiring client certificates (--client-cert-auth), with
+   * a throwaway PKI in `pki` (World.pki); agents get the CA and the client certificate.
+   */
+  tls?: boolean;
+}
+
+/**
+ * The files of a `tls` world's throwaway PKI, made with openssl: `ca` signs the etcd server's
+ * certificate (SAN IP:10.99.0.2) and the clients'; `otherCa` signs a client certificate etcd
+ * must refuse; `wrongName` is a server certificate of `ca` for another address, `otherServer`
+ * one of `otherCa` for etcd's address (a CA rotation).
+ */
+export interface Pki {
+  dir: string;
+  ca: string;
+  server: { cert: string; key: string };
+  wrongName: { cert: string; key: string };
+  otherServer: { cert: string; key: string };
+  client: { cert: string; key: string };
+  otherCa: string;
+  otherClient: { cert: string; key: string };
+}
+
+/** Makes the PKI in `dir` (P-256 keys, valid two days). */
+export function makePki(dir: string): Pki {
+  fs.mkdirSync(dir, { recursive: true });
+  const f = (n: string): string => path.join(dir, n);
+  const ca = (name: string): void => void must(`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=${name} -keyout ${f(`${name}.key`)} -out ${f(`${name}.crt`)} \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>&1`);
+  const leaf = (name: string, signer: string, ext: string): { cert: string; key: string } => {
+    fs.writeFileSync(f(`${name}.ext`), `${ext}\n`);
+    must(`openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=${name} -keyout ${f(`${name}.key`)} -out ${f(`${name}.csr`)} 2>&1
+openssl x509 -req -in ${f(`${name}.csr`)} -CA ${f(`${signer}.crt`)} -CAkey ${f(`${signer}.key`)} -CAcreateserial -days 2 -extfile ${f(`${name}.ext`)} -out ${f(`${name}.crt`)} 2>&1`);
+    return { cert: f(`${name}.crt`), key: f(`${name}.key`) };
+  };
+  ca('ca');
+  ca('other-ca');
+  return {
+    dir, ca: f('ca.crt'), otherCa: f('other-ca.crt'),
+    server: leaf('server', 'ca', `subjectAltName=IP:${ETCD_IP}\nextendedKeyUsage=serverAuth`),
+    wrongName: leaf('wrong-name', 'ca', 'subjectAltName=IP:10.99.0.3,DNS:etcd.example\nextendedKeyUsage=serverAuth'),
+    otherServer: leaf('other-server', 'other-ca', `subjectAltName=IP:${ETCD_IP}\nextendedKeyUsage=serverAuth`),
+    client: leaf('client', 'ca', 'extendedKeyUsage=clientAuth'),
+    otherClient: leaf('other-client', 'other-ca', 'extendedKeyUsage=clientAuth'),
+  };
 }
 
 export class World {
   readonly hosts: Host[] = [];
   etcd: ChildProcess | undefined;
   readonly etcdDir: string;
+  /** The PKI of a `tls` world. */
+  readonly pki: Pki | undefined;
+  /** etcd's client URL: http://10.99.0.2:2379, or https:// in a `tls` world. */
+  readonly etcdUrl: string;
+  /** `--etcd URL` and, in a `tls` world, the CA and the client certificate: what agents and CLI calls in hosts pass. */
+  readonly etcdArgs: string[];
 
   constructor(readonly o: WorldOptions) {
     this.etcdDir = fs.mkdtempSync('/run/etcd-');
+    this.pki = o.tls ? makePki(path.join(this.etcdDir, 'pki')) : undefined;
+    this.etcdUrl = o.tls ? ETCD_TLS_URL : ETCD_URL;
+    this.etcdArgs = this.pki
+      ? ['--etcd', this.etcdUrl, '--etcd-ca', this.pki.ca, '--etcd-cert', this.pki.client.cert, '--etcd-key', this.pki.client.key]
+      : ['--etcd', this.etcdUrl];
     // The underlay bridges are the simulated switches: no host firewall pass for the frames
     // they carry (a real switch has none). br_netfilter's per-namespace default is to send
     // bridged IPv4/IPv6/ARP through this namespace's netfilter hooks
@@ -233,7 +322,7 @@ ip -n etcd route add default via 10.99.0.1`);
   }
 
   addHost(spec: HostSpec, index: number): Host {
-    const h = new Host(spec.name, spec.segment, index, this.o.env ?? {});
+    const h = new Host(spec.name, spec.segment, index, this.o.env ?? {}, this.etcdArgs);
     const seg = SEG[spec.segment];
     must(`ip netns add ${h.name}
 ip link add ${h.name}-ul type veth peer name eth0 netns ${h.name} && ip link set ${h.name}-ul master ${seg.bridge} up
@@ -254,15 +343,21 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
     return h;
   }
 
-  async startEtcd(): Promise<void> {
+  /** Starts etcd (again, on the same data); `serverCert` replaces the server certificate of a `tls` world. */
+  async startEtcd(o: { serverCert?: { cert: string; key: string } } = {}): Promise<void> {
+    const server = o.serverCert ?? this.pki?.server;
+    const tls = this.pki && server
+      ? ['--cert-file', server.cert, '--key-file', server.key, '--trusted-ca-file', this.pki.ca, '--client-cert-auth']
+      : [];
     this.etcd = spawn('nsenter', ['--net=/run/netns/etcd', '--', 'etcd', '--name', 'e0', '--data-dir', path.join(this.etcdDir, 'data'),
-      '--listen-client-urls', ETCD_URL, '--advertise-client-urls', ETCD_URL,
+      '--listen-client-urls', this.etcdUrl, '--advertise-client-urls', this.etcdUrl, ...tls,
       '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
       '--initial-cluster', 'e0=http://127.0.0.1:2380', '--heartbeat-interval', '50', '--election-timeout', '500',
       '--logger', 'zap', '--log-outputs', path.join(this.etcdDir, 'etcd.log')], { stdio: 'ignore' });
     const end = Date.now() + 20_000;
     while (Date.now() < end) {
-      if (this.etcdctl('endpoint', 'health').status === 0) return;
+      // A server certificate for another address fails etcdctl's check too: only liveness counts here.
+      if (this.etcdctl(...(o.serverCert ? ['--insecure-skip-tls-verify'] : []), 'endpoint', 'health').status === 0) return;
       await sleep(100);
     }
     throw new Error(`etcd did not start: ${fs.readFileSync(path.join(this.etcdDir, 'etcd.log'), 'utf8').slice(-2000)}`);
@@ -276,8 +371,10 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
     await done;
   }
 
+  /** etcdctl against the world's etcd (with the CA and client certificate in a `tls` world). */
   etcdctl(...args: string[]): Run {
-    const r = spawnSync('nsenter', ['--net=/run/netns/etcd', '--', 'etcdctl', '--endpoints', ETCD_URL, '--dial-timeout', '1s', '--command-timeout', '3s', ...args],
+    const tls = this.pki ? ['--cacert', this.pki.ca, '--cert', this.pki.client.cert, '--key', this.pki.client.key] : [];
+    const r = spawnSync('nsenter', ['--net=/run/netns/etcd', '--', 'etcdctl', '--endpoints', this.etcdUrl, ...tls, '--dial-timeout', '1s', '--command-timeout', '3s', ...args],
       { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' }, timeout: 10_000 });
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
