@@ -37,6 +37,9 @@ import { NsnetError, isNsnetError } from '../errors.js';
 import { Netns } from '../kernel/netns/netns.js';
 import { getLink } from '../kernel/netlink/route/link.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
+import { listAddresses } from '../kernel/netlink/route/addr.js';
+import { Cidr } from '../ipam/cidr.js';
+import { IpAddress } from '../ipam/address.js';
 import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
 import type { NetworkRecord } from '../engine/types.js';
@@ -226,6 +229,13 @@ export class Agent {
     for (const p of this.underlay.onLink) {
       if (cidrOverlap(p, net)) {
         throw new NsnetError('SUBNET_OVERLAP', `cluster CIDR ${net} overlaps ${p} on the underlay interface ${this.underlay.iface}`, { object: net });
+      }
+    }
+    const net6 = this.config.network6 ? Cidr.parse(this.config.network6) : undefined;
+    if (!net6) return;
+    for (const a of listAddresses(this.host, { family: 6, dev: this.underlay.index })) {
+      if (Cidr.containing(IpAddress.parse(a.address), a.prefixlen).overlaps(net6)) {
+        throw new NsnetError('SUBNET_OVERLAP', `cluster IPv6 CIDR ${net6} overlaps ${a.address}/${a.prefixlen} on the underlay interface ${this.underlay.iface}`, { object: net6.toString() });
       }
     }
   }

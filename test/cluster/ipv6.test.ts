@@ -129,6 +129,18 @@ describe('cluster: IPv6 subnets across hosts (dual stack over the IPv4 underlay)
     refused(h2, ['cluster', 'init', '--etcd', ETCD_URL, '--cidr', CIDR], /already initialised with a different config \(10\.244\.0\.0\/16, \/24, fd00:244::\/48, \/64, auto\)/);
   });
 
+  test('an agent whose underlay already uses part of the IPv6 prefix refuses at once', () => {
+    h1.must('ip -6 addr add fd00:244:0:9::5/64 dev eth0 nodad');
+    try {
+      const r = h1.nsnet('agent', '--etcd', ETCD_URL, '--node', 'h1', '--iface', 'eth0');
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr.trim(), 'nsnet: cluster IPv6 CIDR fd00:244::/48 overlaps fd00:244:0:9::5/64 on the underlay interface eth0');
+      assert.equal(w.etcdctl('get', '/nsnet/v1/subnets/', '--prefix', '--keys-only').stdout.trim(), '', 'no lease taken');
+    } finally {
+      h1.must('ip -6 addr del fd00:244:0:9::5/64 dev eth0');
+    }
+  });
+
   test('each host leases an IPv6 subnet paired with its IPv4 one, in one lease value; routes per backend', async () => {
     await Promise.all(w.hosts.map((h) => h.startAgent()));
     await w.converged();
