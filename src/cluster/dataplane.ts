@@ -34,7 +34,7 @@ import { deleteFdb, deleteNeighbour, listFdb, listNeighbours, replaceFdb, replac
 import * as K from '../kernel/netlink/codec/constants.js';
 import { writeSysctl } from '../kernel/netns/sysctl.js';
 import type { ClusterConfig } from './keys.js';
-import type { DataplanePlan, PeerPlan } from './plan.js';
+import type { DataplanePlan } from './plan.js';
 
 /**
  * rtm_protocol of the routes the cluster agent owns (include/uapi/linux/rtnetlink.h leaves
