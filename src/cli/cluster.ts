@@ -1,7 +1,8 @@
 /**
  * `nsnet cluster …` and `nsnet agent`: containers across hosts (src/cluster).
  *
- *   nsnet cluster init --etcd URL --cidr 10.244.0.0/16 [--subnet-len 24] [--backend auto|vxlan|host-gw] [--vni N] [--port N] [--mtu N]
+ *   nsnet cluster init --etcd URL --cidr 10.244.0.0/16 [--subnet-len 24] [--cidr6 fd00:244::/48 [--subnet-len6 64]]
+ *                      [--backend auto|vxlan|host-gw] [--vni N] [--port N] [--mtu N]
  *   nsnet cluster status --etcd URL [--json]
  *   nsnet cluster node rm NAME --etcd URL [--force]
  *   nsnet agent --etcd URL [--node NAME] [--iface IF]      long-running, one per host
@@ -79,6 +80,8 @@ Examples:
   etcdOptions(cluster.command('init').description('write the cluster config to etcd (once; the same config again is a no-op)'))
     .requiredOption('--cidr <cidr>', 'cluster CIDR (IPv4), split into one subnet per host')
     .option('--subnet-len <n>', 'prefix length of each host\'s subnet (default 24, or CIDR length + 2)', intArg('--subnet-len', 1, 32))
+    .option('--cidr6 <cidr>', 'dual stack: the cluster\'s IPv6 prefix (ULA or global), one IPv6 subnet per host beside its IPv4 one')
+    .option('--subnet-len6 <n>', 'prefix length of each host\'s IPv6 subnet (default 64)', intArg('--subnet-len6', 1, 128))
     .addOption(new Option('--backend <type>', 'how hosts reach each other').choices(['auto', 'vxlan', 'host-gw']).default('auto'))
     .option('--vni <n>', 'VXLAN network identifier (default 1)', intArg('--vni', 1, 0xffffff))
     .option('--port <n>', 'VXLAN UDP port (default 8472)', intArg('--port', 1, 65535))
@@ -89,12 +92,13 @@ Examples:
 Example:
   nsnet cluster init --etcd https://10.0.0.2:2379 --etcd-ca ca.pem --etcd-cert client.pem --etcd-key client-key.pem \\
       --cidr 10.244.0.0/16`)
-    .action(async (o: EtcdFlags & { cidr: string; subnetLen?: number; backend: string; vni?: number; port?: number; mtu?: number; json?: boolean }) => {
+    .action(async (o: EtcdFlags & { cidr: string; subnetLen?: number; cidr6?: string; subnetLen6?: number; backend: string; vni?: number; port?: number; mtu?: number; json?: boolean }) => {
       const etcd = await target(o);
       const { initCluster } = await import('../cluster/admin.js');
-      const r = await initCluster(etcd, { cidr: o.cidr, subnetLen: o.subnetLen, backend: o.backend, vni: o.vni, port: o.port, mtu: o.mtu });
+      const r = await initCluster(etcd, { cidr: o.cidr, subnetLen: o.subnetLen, cidr6: o.cidr6, subnetLen6: o.subnetLen6, backend: o.backend, vni: o.vni, port: o.port, mtu: o.mtu });
       if (o.json) return print(JSON.stringify({ ...r.config, created: r.created }, null, 2));
-      print(`cluster ${r.created ? 'initialised' : 'already initialised'}: ${r.config.network}, /${r.config.subnetLen} per host, backend ${r.config.backend}, VNI ${r.config.vni}, port ${r.config.port}`);
+      const v6 = r.config.network6 ? ` + ${r.config.network6}, /${r.config.subnetLen6} per host` : '';
+      print(`cluster ${r.created ? 'initialised' : 'already initialised'}: ${r.config.network}, /${r.config.subnetLen} per host${v6}, backend ${r.config.backend}, VNI ${r.config.vni}, port ${r.config.port}`);
     });
 
   etcdOptions(cluster.command('status').description('nodes, subnets, backend per peer, health'))
@@ -108,10 +112,14 @@ Example:
       const { clusterStatus } = await import('../cluster/admin.js');
       const s = await clusterStatus(etcd);
       if (o.json) return print(JSON.stringify(s, null, 2));
-      print(`cluster ${s.config.network} (/${s.config.subnetLen} per host, backend ${s.config.backend}, VNI ${s.config.vni}, port ${s.config.port}) at ${s.etcd.join(',')}, revision ${s.revision}`);
-      print(renderTable(['NODE', 'SUBNET', 'ADDRESS', 'AGENT', 'LEASE', 'PEERS', 'PROBLEMS'], s.nodes.map((n) => [
-        n.name, n.subnet ?? '-', n.publicIp ?? '-', n.alive ? 'up' : 'DOWN', n.leaseTtl === null ? '-' : `${n.leaseTtl}s`,
-        Object.entries(n.peers).map(([p, v]) => `${p}:${v.backend}`).join(' ') || '-', n.errors.join('; ') || '-',
+      const v6 = s.config.network6 ? ` + ${s.config.network6} (/${s.config.subnetLen6})` : '';
+      print(`cluster ${s.config.network} (/${s.config.subnetLen} per host${v6}, backend ${s.config.backend}, VNI ${s.config.vni}, port ${s.config.port}) at ${s.etcd.join(',')}, revision ${s.revision}`);
+      // The IPv6 column only in a dual-stack cluster; a peer whose IPv6 path differs from its
+      // IPv4 one shows both (`h2:host-gw/vxlan`).
+      const dual = s.config.network6 !== undefined;
+      print(renderTable(['NODE', 'SUBNET', ...(dual ? ['SUBNET6'] : []), 'ADDRESS', 'AGENT', 'LEASE', 'PEERS', 'PROBLEMS'], s.nodes.map((n) => [
+        n.name, n.subnet ?? '-', ...(dual ? [n.subnet6 ?? '-'] : []), n.publicIp ?? '-', n.alive ? 'up' : 'DOWN', n.leaseTtl === null ? '-' : `${n.leaseTtl}s`,
+        Object.entries(n.peers).map(([p, v]) => `${p}:${v.backend}${v.backend6 && v.backend6 !== v.backend ? `/${v.backend6}` : ''}`).join(' ') || '-', n.errors.join('; ') || '-',
       ])));
     });
 

@@ -6,6 +6,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { NsnetError } from '../errors.js';
+import { Cidr } from '../ipam/cidr.js';
 import { Netns } from '../kernel/netns/netns.js';
 import { listAddresses } from '../kernel/netlink/route/addr.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
@@ -33,22 +34,34 @@ async function session<T>(etcd: EtcdTarget, fn: (c: Etcd3) => Promise<T>): Promi
  * routes, its VXLAN device and the bridge of the local network `cluster` (init run again on
  * a host whose agent already runs).
  */
-function localPrefixes(): string[] {
+function localPrefixes(family: 4 | 6 = 4): string[] {
   const host = Netns.host();
   const own = new Set(listLinks(host).filter((l) => l.name === defaultBridgeName(CLUSTER_NETWORK) || l.name.startsWith('nsnet.')).map((l) => l.index));
   const out: string[] = [];
-  for (const a of listAddresses(host, { family: 4 })) {
-    if (a.address.startsWith('127.') || own.has(a.index)) continue;
+  for (const a of listAddresses(host, { family })) {
+    // Loopback and link-local (fe80::/10 on every IPv6 interface) are never cluster prefixes.
+    if (a.address.startsWith('127.') || a.address === '::1' || a.address.startsWith('fe80:') || own.has(a.index)) continue;
     out.push(`${a.address}/${a.prefixlen}`);
   }
-  for (const r of listRoutes(host, { family: 4 })) {
+  for (const r of listRoutes(host, { family })) {
     if (r.dst === 'default' || r.dst === '?' || r.protocol === RTPROT_CLUSTER || (r.dev !== undefined && own.has(r.dev))) continue;
+    if (r.dst.startsWith('fe80:') || r.dst.startsWith('ff00:') || r.dst === '::1/128' || r.dst.startsWith('multicast')) continue;
     out.push(r.dst);
   }
   return out;
 }
 
-export interface InitOptions { cidr: string; subnetLen?: number; backend?: string; vni?: number; port?: number; mtu?: number }
+/** Does the IPv6 prefix `p` (an address/len or a route destination) share addresses with `net6`? */
+function overlaps6(p: string, net6: string): boolean {
+  try {
+    const [ip, len] = p.split('/');
+    return Cidr.containing(Cidr.parse(`${ip}/128`).network, Number(len ?? 128)).overlaps(Cidr.parse(net6));
+  } catch {
+    return false;
+  }
+}
+
+export interface InitOptions { cidr: string; subnetLen?: number; backend?: string; vni?: number; port?: number; mtu?: number; cidr6?: string; subnetLen6?: number }
 
 /**
  * Writes the cluster config once (create-only transaction). The same config again is a
@@ -62,6 +75,13 @@ export async function initCluster(etcd: EtcdTarget, o: InitOptions): Promise<{ c
       throw new NsnetError('SUBNET_OVERLAP', `cluster CIDR ${config.network} overlaps ${p}, which this host already uses`, { object: config.network });
     }
   }
+  if (config.network6) {
+    for (const p of localPrefixes(6)) {
+      if (overlaps6(p, config.network6)) {
+        throw new NsnetError('SUBNET_OVERLAP', `cluster IPv6 CIDR ${config.network6} overlaps ${p}, which this host already uses`, { object: config.network6 });
+      }
+    }
+  }
   return session(etcd, async (c) => {
     const text = JSON.stringify(config);
     const r = await c.if(CONFIG_KEY, 'Version', '==', 0).then(c.put(CONFIG_KEY).value(text)).else(c.get(CONFIG_KEY)).commit();
@@ -70,13 +90,15 @@ export async function initCluster(etcd: EtcdTarget, o: InitOptions): Promise<{ c
     let cur: ClusterConfig | undefined;
     try { cur = parseConfig(existing); } catch { /* reported below */ }
     if (cur && JSON.stringify(cur) === text) return { config: cur, created: false };
-    throw new NsnetError('CLUSTER_EXISTS', `the cluster at ${etcd.urls.join(',')} is already initialised with a different config (${cur ? `${cur.network}, /${cur.subnetLen}, ${cur.backend}` : existing.slice(0, 80)})`, { object: CONFIG_KEY });
+    throw new NsnetError('CLUSTER_EXISTS', `the cluster at ${etcd.urls.join(',')} is already initialised with a different config (${cur ? `${cur.network}, /${cur.subnetLen}${cur.network6 ? `, ${cur.network6}, /${cur.subnetLen6}` : ''}, ${cur.backend}` : existing.slice(0, 80)})`, { object: CONFIG_KEY });
   });
 }
 
 export interface NodeStatus {
   name: string;
   subnet: string | null;
+  /** Dual stack: the IPv6 subnet leased with `subnet` (null in an IPv4-only cluster). */
+  subnet6: string | null;
   publicIp: string | null;
   underlayMtu: number | null;
   /** The agent's heartbeat key exists. */
@@ -105,7 +127,7 @@ export async function clusterStatus(etcd: EtcdTarget): Promise<ClusterStatus> {
     const get = (name: string): NodeStatus => {
       let n = byName.get(name);
       if (!n) {
-        n = { name, subnet: null, publicIp: null, underlayMtu: null, alive: false, leaseTtl: null, peers: {}, errors: [] };
+        n = { name, subnet: null, subnet6: null, publicIp: null, underlayMtu: null, alive: false, leaseTtl: null, peers: {}, errors: [] };
         byName.set(name, n);
       }
       return n;
@@ -116,6 +138,7 @@ export async function clusterStatus(etcd: EtcdTarget): Promise<ClusterStatus> {
       if (!s || !l) continue;
       const n = get(l.node);
       n.subnet = s;
+      n.subnet6 = l.subnet6 ?? null;
       n.publicIp = l.publicIp;
       n.underlayMtu = l.underlayMtu;
       if (kv.lease !== '0') {

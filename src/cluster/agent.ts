@@ -23,6 +23,11 @@
  *     a failed TLS handshake also re-reads the TLS files, and changed ones (rotated
  *     certificates) replace the client (reloadTls).
  *
+ * Dual stack (`cluster init --cidr6`): the IPv6 subnet is the pair of the IPv4 one
+ * (plan.ts subnet6Of) and travels in the same lease value, with the underlay's link-local
+ * address as host-gw next hop; the `cluster` network holds both subnets, and every step
+ * above (reconcile, resync, withdrawal, MTU) covers both families.
+ *
  * Ownership: the subnet key is bound to a persistent node id (state dir), so a restarted
  * agent takes its own subnet back; the node name key (`nodes/NAME`, heartbeat lease) can be
  * held by one node id only, so two agents claiming one name cannot both win.
@@ -35,6 +40,9 @@ import { NsnetError, isNsnetError } from '../errors.js';
 import { Netns } from '../kernel/netns/netns.js';
 import { getLink } from '../kernel/netlink/route/link.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
+import { listAddresses } from '../kernel/netlink/route/addr.js';
+import { Cidr } from '../ipam/cidr.js';
+import { IpAddress } from '../ipam/address.js';
 import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
 import type { NetworkRecord } from '../engine/types.js';
@@ -43,7 +51,7 @@ import {
   CONFIG_KEY, PREFIX, SCHEMA, SUBNETS_PREFIX, nodeKey, parseConfig, parseLease, parseNode, subnetKey, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
 } from './keys.js';
-import { containerMtu, fitsConfig, pickFreeSubnet, planDataplane, type DataplanePlan } from './plan.js';
+import { containerMtu, fitsConfig, pickFreeSubnet, planDataplane, subnet6Of, type DataplanePlan } from './plan.js';
 import { readUnderlay, reconcile, type Underlay } from './dataplane.js';
 import { LocalNames, endpointKey, parseEndpointKey, parseShared, type SharedEndpoint } from './names.js';
 
@@ -156,7 +164,8 @@ export class Agent {
     this.checkOverlap();
     await this.retry('claim the node name', () => this.claimNode());
     const subnet = await this.retry('lease a subnet', () => this.acquireSubnet());
-    this.o.log('leased', { subnet, node: this.o.node, publicIp: this.underlay.publicIp });
+    const subnet6 = subnet6Of(this.config, subnet);
+    this.o.log('leased', { subnet, ...(subnet6 ? { subnet6 } : {}), node: this.o.node, publicIp: this.underlay.publicIp });
     // Program the kernel towards the peers at once, from the consistent listing the lease
     // was taken against (the peers are programming us from the same moment); the local
     // network, the names and the full listing + watch follow. A host joining is reachable
@@ -284,13 +293,23 @@ export class Agent {
         throw new NsnetError('SUBNET_OVERLAP', `cluster CIDR ${net} overlaps ${p} on the underlay interface ${this.underlay.iface}`, { object: net });
       }
     }
+    const net6 = this.config.network6 ? Cidr.parse(this.config.network6) : undefined;
+    if (!net6) return;
+    for (const a of listAddresses(this.host, { family: 6, dev: this.underlay.index })) {
+      if (Cidr.containing(IpAddress.parse(a.address), a.prefixlen).overlaps(net6)) {
+        throw new NsnetError('SUBNET_OVERLAP', `cluster IPv6 CIDR ${net6} overlaps ${a.address}/${a.prefixlen} on the underlay interface ${this.underlay.iface}`, { object: net6.toString() });
+      }
+    }
   }
 
   private nodeRecord(): NodeRecord {
     const peers: NodeRecord['peers'] = {};
-    for (const p of this.lastPlan?.peers ?? []) peers[p.node] = { backend: p.backend, subnet: p.subnet };
+    for (const p of this.lastPlan?.peers ?? []) {
+      peers[p.node] = { backend: p.backend, subnet: p.subnet, ...(p.v6 ? { subnet6: p.v6.subnet, backend6: p.v6.backend } : {}) };
+    }
+    const subnet6 = this.state.subnet ? subnet6Of(this.config, this.state.subnet) : undefined;
     return {
-      schema: SCHEMA, nodeId: this.state.nodeId, subnet: this.state.subnet ?? '', publicIp: this.underlay.publicIp,
+      schema: SCHEMA, nodeId: this.state.nodeId, subnet: this.state.subnet ?? '', ...(subnet6 ? { subnet6 } : {}), publicIp: this.underlay.publicIp,
       startedAt: this.startedAt, pid: process.pid, peers, revision: this.revision, errors: this.errors,
     };
   }
@@ -374,11 +393,18 @@ export class Agent {
     }
   }
 
-  private leaseValue(): string {
+  private leaseValue(subnet: string): string {
     const v: SubnetLease = {
       schema: SCHEMA, nodeId: this.state.nodeId, node: this.o.node, publicIp: this.underlay.publicIp,
       underlayMtu: this.underlay.mtu, vtepMac: this.state.vtepMac,
     };
+    // Dual stack: the paired IPv6 subnet and the host-gw IPv6 next hop, in the same value
+    // (optional fields: agents that predate them ignore them).
+    const subnet6 = subnet6Of(this.config, subnet);
+    if (subnet6) {
+      v.subnet6 = subnet6;
+      if (this.underlay.linkLocal6) v.linkLocal6 = this.underlay.linkLocal6;
+    }
     return JSON.stringify(v);
   }
 
@@ -410,7 +436,7 @@ export class Agent {
       if (!fitsConfig(this.config, want)) want = pickFreeSubnet(this.config, new Set(taken.keys()));
       const key = subnetKey(want);
       const cur = taken.get(want);
-      const put = this.client.put(key).value(this.leaseValue()).lease(id);
+      const put = this.client.put(key).value(this.leaseValue(want)).lease(id);
       const r = cur
         ? await this.client.if(key, 'Mod', '==', cur.mod).then(put).commit()
         : await this.client.if(key, 'Version', '==', 0).then(put).commit();
@@ -469,13 +495,23 @@ export class Agent {
     const mtu = this.lastPlan?.containerMtu ?? containerMtu(this.config, this.underlay.mtu, []);
     const net = this.engine();
     const cur = this.checkNetwork(subnet);
+    const subnets = this.networkSubnets(subnet);
     if (cur) {
-      if (cur.subnets.some((s) => s.cidr === subnet)) { this.networkMtu = cur.mtu ?? undefined; return; }
+      if (sameSubnets(cur, subnets)) { this.networkMtu = cur.mtu ?? undefined; return; }
       net.removeNetwork(CLUSTER_NETWORK);
     }
-    net.createNetwork({ name: CLUSTER_NETWORK, subnets: [subnet], mtu, peers: [this.config.network] });
+    // Dual stack: the IPv6 subnet beside the IPv4 one, as `nsnet net add --subnet … --subnet …`
+    // would make it (gateways, forwarding, firewall sets per family); peers of both families.
+    const peers = [this.config.network, ...(this.config.network6 ? [this.config.network6] : [])];
+    net.createNetwork({ name: CLUSTER_NETWORK, subnets, mtu, peers });
     this.networkMtu = mtu;
-    this.o.log('network', { name: CLUSTER_NETWORK, subnet, mtu });
+    this.o.log('network', { name: CLUSTER_NETWORK, subnet, ...(subnets[1] ? { subnet6: subnets[1] } : {}), mtu });
+  }
+
+  /** The local `cluster` network's subnets for a leased IPv4 subnet: it, and its IPv6 pair. */
+  private networkSubnets(subnet: string): string[] {
+    const subnet6 = subnet6Of(this.config, subnet);
+    return subnet6 ? [subnet, subnet6] : [subnet];
   }
 
   /**
@@ -485,8 +521,9 @@ export class Agent {
   private checkNetwork(subnet: string): NetworkRecord | undefined {
     const net = this.engine();
     const cur = net.store.network(CLUSTER_NETWORK);
-    if (cur && !cur.subnets.some((s) => s.cidr === subnet) && net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
-      throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnet}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
+    const subnets = this.networkSubnets(subnet);
+    if (cur && !sameSubnets(cur, subnets) && net.store.endpoints({ network: CLUSTER_NETWORK }).length > 0) {
+      throw new NsnetError('NETWORK_IN_USE', `local network ${CLUSTER_NETWORK} holds ${cur.subnets.map((s) => s.cidr).join(',')} but this node leased ${subnets.join(',')}: disconnect its endpoints first`, { object: CLUSTER_NETWORK });
     }
     return cur;
   }
@@ -657,8 +694,8 @@ export class Agent {
     if (this.stopped) return;
     try {
       const u = readUnderlay(this.host, this.underlay.iface);
-      if (u.mtu !== this.underlay.mtu || u.publicIp !== this.underlay.publicIp) {
-        this.o.log('underlay-changed', { mtu: u.mtu, publicIp: u.publicIp });
+      if (u.mtu !== this.underlay.mtu || u.publicIp !== this.underlay.publicIp || (this.config.network6 && u.linkLocal6 !== this.underlay.linkLocal6)) {
+        this.o.log('underlay-changed', { mtu: u.mtu, publicIp: u.publicIp, ...(this.config.network6 ? { linkLocal6: u.linkLocal6 ?? null } : {}) });
         this.underlay = u;
         void this.republish();
       }
@@ -677,7 +714,7 @@ export class Agent {
     const id = this.state.subnetLeaseId;
     if (!subnet || !id) return;
     try {
-      await this.client.put(subnetKey(subnet)).value(this.leaseValue()).lease(id).exec();
+      await this.client.put(subnetKey(subnet)).value(this.leaseValue(subnet)).lease(id).exec();
     } catch (e) {
       this.o.log('retry', { what: 'publish the underlay change', error: this.etcdError(e).message });
       setTimeout(() => { void this.republish(); }, 1000);
@@ -688,7 +725,7 @@ export class Agent {
     if (this.stopped || !this.state.subnet) return;
     const leases = new Map([...this.model].map(([s, e]) => [s, e.lease]));
     const plan = planDataplane(this.config, { subnet: this.state.subnet, onLink: this.underlay.onLink, underlayMtu: this.underlay.mtu }, leases);
-    const errors = plan.peers.filter((p) => p.reason).map((p) => p.reason!);
+    const errors = [...plan.errors, ...plan.peers.flatMap((p) => [p.reason, p.v6?.reason !== p.reason ? p.v6?.reason : undefined]).filter((r): r is string => !!r)];
     try {
       const t0 = performance.now();
       // Peers are let in before routes point at them.
@@ -801,6 +838,10 @@ export class Agent {
     await this.dropLease('heartbeat');
     this.client?.close();
   }
+}
+
+function sameSubnets(n: NetworkRecord, subnets: readonly string[]): boolean {
+  return n.subnets.length === subnets.length && subnets.every((c) => n.subnets.some((s) => s.cidr === c));
 }
 
 function cidrOverlap(a: string, b: string): boolean {

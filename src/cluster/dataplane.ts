@@ -13,6 +13,16 @@
  * Neighbour and FDB entries go in before the route (the kernel never has to resolve the
  * VTEP), and a route goes before its neighbour and FDB entries on removal.
  *
+ * Dual stack, IPv6 carried over the IPv4 underlay. Linux has no IPv4 next hop for an IPv6
+ * route (net/ipv6/route.c refuses RTA_VIA: "IPv6 does not support RTA_VIA attribute"; an
+ * IPv4 nexthop object: "IPv6 routes can not use an IPv4 nexthop"), so per peer:
+ *   host-gw: ip -6 route replace SUBNET6 via PEER_LINK_LOCAL dev IFACE proto nsnet-cluster
+ *   vxlan:   ip -6 neigh replace VTEP6 lladdr VTEP_MAC dev nsnet.VNI nud permanent
+ *            ip -6 route replace SUBNET6 via VTEP6 dev nsnet.VNI onlink proto nsnet-cluster
+ * VTEP6 is a label (the IPv6 subnet's network address, assigned nowhere): the neighbour
+ * entry turns it into the peer's VTEP MAC, whose FDB entry (above) sends the frame to the
+ * peer's IPv4 underlay address — one tunnel, one FDB entry, both families inside.
+ *
  * Our routes are recognised by their protocol number (RTPROT_CLUSTER); our neighbour and FDB
  * entries live on our own VXLAN device, so nothing here ever touches another program's state.
  */
@@ -24,7 +34,7 @@ import { deleteFdb, deleteNeighbour, listFdb, listNeighbours, replaceFdb, replac
 import * as K from '../kernel/netlink/codec/constants.js';
 import { writeSysctl } from '../kernel/netns/sysctl.js';
 import type { ClusterConfig } from './keys.js';
-import type { DataplanePlan, PeerPlan } from './plan.js';
+import type { DataplanePlan } from './plan.js';
 
 /**
  * rtm_protocol of the routes the cluster agent owns (include/uapi/linux/rtnetlink.h leaves
@@ -44,6 +54,8 @@ export interface Underlay {
   mtu: number;
   /** Prefixes of the interface's IPv4 addresses. */
   onLink: string[];
+  /** The interface's IPv6 link-local address (host-gw IPv6 next hop for peers), if IPv6 is on. */
+  linkLocal6: string | undefined;
 }
 
 export interface ReconcileResult {
@@ -62,9 +74,11 @@ export function readUnderlay(host: Netns, iface: string): Underlay {
     const v = ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n) & (((1n << 32n) - 1n) ^ ((1n << BigInt(32 - len)) - 1n));
     return `${[24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.')}/${len}`;
   };
+  const ll = listAddresses(host, { family: 6, dev: link.index }).find((a) => a.scope === K.RT_SCOPE_LINK && a.address.startsWith('fe80:'));
   return {
     iface, index: link.index, publicIp: first?.address ?? '', mtu: link.mtu ?? 1500,
     onLink: addrs.map((a) => prefix(a.address, a.prefixlen)),
+    linkLocal6: ll?.address,
   };
 }
 
@@ -84,8 +98,21 @@ function ensureVxlan(host: Netns, c: ClusterConfig, u: Underlay, vtepMac: string
     // nolearning: peers are known from etcd, never learned from traffic (flannel, RFC 7348
     // §4 leaves learning optional); the MAC is the one peers have in their neighbour tables.
     createVxlan(host, name, { vni: c.vni, port: c.port, local: u.publicIp, dev: u.index, learning: false, mac: vtepMac, mtu });
-    // No IPv6 autoconfiguration on the tunnel (flannel sets accept_ra=0 too).
-    try { writeSysctl(host, `net.ipv6.conf.${name}.disable_ipv6`, '1'); } catch { /* IPv6 disabled */ }
+    // No IPv6 autoconfiguration on the tunnel (flannel sets accept_ra=0 too). A dual-stack
+    // cluster needs IPv6 on (the kernel drops IPv6 output on a device where it is off) but
+    // no address of its own: no link-local, so no DAD, router or MLD chatter into the tunnel.
+    try {
+      const conf = `net/ipv6/conf/${name}`;
+      if (c.network6) {
+        writeSysctl(host, `${conf}/accept_ra`, '0');
+        writeSysctl(host, `${conf}/addr_gen_mode`, '1');
+        writeSysctl(host, `${conf}/disable_ipv6`, '0');
+      } else {
+        writeSysctl(host, `${conf}/disable_ipv6`, '1');
+      }
+    } catch (e) {
+      if (c.network6) throw e; // IPv6 off on the host: a dual-stack cluster cannot work here
+    }
     link = requireLink(host, name);
     created = true;
     changes++;
@@ -101,9 +128,22 @@ function ensureVxlan(host: Netns, c: ClusterConfig, u: Underlay, vtepMac: string
   return { link: requireLink(host, name), created, changes };
 }
 
-function routeMatches(r: Route, p: PeerPlan, u: Underlay, vxIndex: number | undefined): boolean {
-  if (p.backend === 'host-gw') return r.gateway === p.publicIp && r.dev === u.index;
-  return r.gateway === p.vtepIp && r.dev === vxIndex && r.onlink;
+/** What one route towards a peer must be, in either family. */
+interface RouteWant { dst: string; backend: 'host-gw' | 'vxlan'; via: string }
+
+function routeMatches(r: Route, w: RouteWant, u: Underlay, vxIndex: number | undefined): boolean {
+  if (w.backend === 'host-gw') return r.gateway === w.via && r.dev === u.index;
+  return r.gateway === w.via && r.dev === vxIndex && r.onlink;
+}
+
+function routeWants(plan: DataplanePlan): { v4: RouteWant[]; v6: RouteWant[] } {
+  const v4: RouteWant[] = [];
+  const v6: RouteWant[] = [];
+  for (const p of plan.peers) {
+    if (p.backend !== 'unreachable') v4.push({ dst: p.subnet, backend: p.backend, via: p.backend === 'host-gw' ? p.publicIp : p.vtepIp });
+    if (p.v6 && p.v6.backend !== 'unreachable' && p.v6.via) v6.push({ dst: p.v6.subnet, backend: p.v6.backend, via: p.v6.via });
+  }
+  return { v4, v6 };
 }
 
 /**
@@ -121,30 +161,39 @@ export function reconcile(host: Netns, c: ClusterConfig, u: Underlay, ownSubnet:
     changes += r.changes;
   }
   const wanted = plan.peers.filter((p) => p.backend !== 'unreachable');
-  const byDst = new Map(wanted.map((p) => [p.subnet, p]));
+  const want = routeWants(plan);
 
   // 1. Routes that are ours but not wanted (or wrong): delete first, so a peer that moved
   //    from VXLAN to host-gw never has two paths.
-  const routes = listRoutes(host, { family: 4 }).filter((r) => r.protocol === RTPROT_CLUSTER);
   const good = new Set<string>();
-  for (const r of routes) {
-    const p = byDst.get(r.dst);
-    if (p && routeMatches(r, p, u, vx?.index)) { good.add(r.dst); continue; }
-    deleteRoute(host, { dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.dev !== undefined ? { dev: r.dev } : {}), protocol: RTPROT_CLUSTER });
-    changes++;
+  for (const [family, list] of [[4, want.v4], [6, want.v6]] as const) {
+    const byDst = new Map(list.map((w) => [w.dst, w]));
+    for (const r of listRoutes(host, { family }).filter((x) => x.protocol === RTPROT_CLUSTER)) {
+      const w = byDst.get(r.dst);
+      if (w && routeMatches(r, w, u, vx?.index)) { good.add(r.dst); continue; }
+      deleteRoute(host, { dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.dev !== undefined ? { dev: r.dev } : {}), protocol: RTPROT_CLUSTER });
+      changes++;
+    }
   }
 
   // 2. VXLAN neighbour + FDB entries: wanted ones replaced when they differ, extras removed.
+  //    IPv6 labels (dual stack) map to the same VTEP MACs as the IPv4 VTEP addresses.
   if (vx) {
     const vxPeers = wanted.filter((p) => p.backend === 'vxlan');
-    const neighWant = new Map(vxPeers.map((p) => [p.vtepIp, p.vtepMac]));
-    for (const n of listNeighbours(host, { family: 4, ifindex: vx.index })) {
-      if (!n.dst || (n.state & K.NUD_PERMANENT) === 0) continue;
-      if (neighWant.get(n.dst) === n.mac) { neighWant.delete(n.dst); continue; }
-      if (!neighWant.has(n.dst)) { deleteNeighbour(host, vx.index, n.dst); changes++; }
+    const macOf = new Map(plan.peers.map((p) => [p.subnet, p.vtepMac]));
+    const neighWant = new Map<string, string>(vxPeers.map((p) => [p.vtepIp, p.vtepMac]));
+    for (const p of plan.peers) if (p.v6?.backend === 'vxlan' && p.v6.via) neighWant.set(p.v6.via, macOf.get(p.subnet)!);
+    for (const family of c.network6 ? [4, 6] as const : [4] as const) {
+      for (const n of listNeighbours(host, { family, ifindex: vx.index })) {
+        if (!n.dst || (n.state & K.NUD_PERMANENT) === 0) continue;
+        if (neighWant.get(n.dst) === n.mac) { neighWant.delete(n.dst); continue; }
+        if (!neighWant.has(n.dst)) { deleteNeighbour(host, vx.index, n.dst); changes++; }
+      }
     }
     for (const [ip, mac] of neighWant) { replaceNeighbour(host, vx.index, ip, mac); changes++; }
-    const fdbWant = new Map(vxPeers.map((p) => [p.vtepMac, p.publicIp]));
+    // A peer reached over VXLAN in either family needs its FDB entry.
+    const fdbPeers = plan.peers.filter((p) => p.backend === 'vxlan' || p.v6?.backend === 'vxlan');
+    const fdbWant = new Map(fdbPeers.map((p) => [p.vtepMac, p.publicIp]));
     for (const f of listFdb(host, vx.index)) {
       // Only the device's own static entries towards a remote (NTF_SELF, NDA_DST set); the
       // all-zeros flood entry and anything else are not ours to judge.
@@ -157,13 +206,13 @@ export function reconcile(host: Netns, c: ClusterConfig, u: Underlay, ownSubnet:
   }
 
   // 3. Routes last.
-  for (const p of wanted) {
-    if (good.has(p.subnet)) continue;
-    if (p.backend === 'host-gw') {
-      replaceRoute(host, { dst: p.subnet, gateway: p.publicIp, dev: u.index, protocol: RTPROT_CLUSTER });
+  for (const w of [...want.v4, ...want.v6]) {
+    if (good.has(w.dst)) continue;
+    if (w.backend === 'host-gw') {
+      replaceRoute(host, { dst: w.dst, gateway: w.via, dev: u.index, protocol: RTPROT_CLUSTER });
     } else {
       if (!vx) continue;
-      replaceRoute(host, { dst: p.subnet, gateway: p.vtepIp, dev: vx.index, onlink: true, protocol: RTPROT_CLUSTER });
+      replaceRoute(host, { dst: w.dst, gateway: w.via, dev: vx.index, onlink: true, protocol: RTPROT_CLUSTER });
     }
     changes++;
   }

@@ -5,7 +5,7 @@
 import { NsnetError } from '../errors.js';
 import { Cidr } from '../ipam/cidr.js';
 import { IpAddress } from '../ipam/address.js';
-import { VXLAN_OVERHEAD, type ClusterConfig, type SubnetLease } from './keys.js';
+import { IPV6_MIN_MTU, VXLAN_OVERHEAD, type ClusterConfig, type SubnetLease } from './keys.js';
 
 /** Every host subnet of the cluster CIDR, in order. */
 export function* clusterSubnets(c: ClusterConfig): Generator<string> {
@@ -23,6 +23,22 @@ export function fitsConfig(c: ClusterConfig, subnet: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The IPv6 subnet paired with an IPv4 host subnet in a dual-stack cluster: host subnet i of
+ * `network` ↔ host subnet i of `network6` (10.244.3.0/24 in 10.244.0.0/16 ↔ fd00:244:0:3::/64
+ * in fd00:244::/48). A pure function of the IPv4 lease, so the etcd transaction that makes
+ * the IPv4 subnet unique makes the IPv6 one unique too, and a host that takes its IPv4
+ * subnet back after a restart has its IPv6 subnet back as well. Undefined for an IPv4-only
+ * cluster or a subnet outside the layout.
+ */
+export function subnet6Of(c: ClusterConfig, subnet: string): string | undefined {
+  if (!c.network6 || c.subnetLen6 === undefined || !fitsConfig(c, subnet)) return undefined;
+  const net = Cidr.parse(c.network);
+  const index = (Cidr.parse(subnet).network.value - net.network.value) >> BigInt(32 - c.subnetLen);
+  const net6 = Cidr.parse(c.network6);
+  return `${net6.network.add(index << BigInt(128 - c.subnetLen6)).toString()}/${c.subnetLen6}`;
 }
 
 /**
@@ -54,6 +70,14 @@ export interface PeerPlan {
   vtepMac: string;
   /** Why a host-gw peer is unreachable. */
   reason?: string;
+  /**
+   * Dual stack: the peer's IPv6 subnet, how it is reached and the IPv6 next hop — host-gw:
+   * the peer's underlay link-local address on our underlay interface; vxlan: a label (the
+   * subnet's network address, as the IPv4 VTEP address) that a permanent neighbour entry
+   * maps to the peer's VTEP MAC, so IPv6 frames take the same FDB entry as IPv4 ones.
+   * Absent when the cluster or the peer (an agent that predates dual stack) has no IPv6.
+   */
+  v6?: { subnet: string; backend: PeerBackend; via?: string; reason?: string };
 }
 
 export interface SelfView {
@@ -73,6 +97,8 @@ export interface DataplanePlan {
   containerMtu: number;
   /** True when a VXLAN device is needed at all. */
   vxlan: boolean;
+  /** Problems to report in the node's status (a container MTU below IPv6's minimum). */
+  errors: string[];
 }
 
 function isOnLink(ip: string, onLink: readonly string[]): boolean {
@@ -113,12 +139,35 @@ export function planDataplane(c: ClusterConfig, self: SelfView & { underlayMtu: 
     const backend: PeerBackend = c.backend === 'vxlan' ? 'vxlan' : direct ? 'host-gw' : c.backend === 'auto' ? 'vxlan' : 'unreachable';
     const p: PeerPlan = { node: l.node, subnet, backend, publicIp: l.publicIp, vtepIp: subnet.split('/')[0]!, vtepMac: l.vtepMac };
     if (backend === 'unreachable') p.reason = `host-gw needs ${l.node} (${l.publicIp}) on the same L2 segment; it is behind a router`;
+    const subnet6 = c.network6 ? subnet6Of(c, subnet) : undefined;
+    if (subnet6 && l.subnet6 === subnet6) p.v6 = plan6(c, p, subnet6, l);
     peers.push(p);
+  }
+  const mtu = containerMtu(c, self.underlayMtu, leases.values());
+  const errors: string[] = [];
+  if (c.network6 && mtu < IPV6_MIN_MTU) {
+    errors.push(`cluster MTU ${mtu} is below IPv6's minimum of ${IPV6_MIN_MTU} (RFC 8200 §5): containers get no IPv6 on the cluster network; raise the smallest underlay MTU to ${IPV6_MIN_MTU + (c.backend === 'host-gw' ? 0 : VXLAN_OVERHEAD)} or more`);
   }
   return {
     peers,
     tunnelMtu: tunnelMtu(c, self.underlayMtu, leases.values()),
-    containerMtu: containerMtu(c, self.underlayMtu, leases.values()),
+    containerMtu: mtu,
     vxlan: c.backend !== 'host-gw',
+    errors,
   };
+}
+
+/**
+ * How the peer's IPv6 subnet is reached: as its IPv4 subnet, except that host-gw needs the
+ * peer's underlay link-local address (Linux routes IPv6 only via IPv6 next hops); without
+ * one, `auto` takes VXLAN (IPv6 in the same IPv4 tunnel) and `host-gw` reports it.
+ */
+function plan6(c: ClusterConfig, p: PeerPlan, subnet6: string, l: SubnetLease): NonNullable<PeerPlan['v6']> {
+  if (p.backend === 'vxlan') return { subnet: subnet6, backend: 'vxlan', via: subnet6.split('/')[0]! };
+  if (p.backend === 'host-gw') {
+    if (l.linkLocal6) return { subnet: subnet6, backend: 'host-gw', via: l.linkLocal6 };
+    if (c.backend === 'auto') return { subnet: subnet6, backend: 'vxlan', via: subnet6.split('/')[0]! };
+    return { subnet: subnet6, backend: 'unreachable', reason: `host-gw IPv6 needs ${l.node}'s underlay link-local address; IPv6 is off on its underlay interface` };
+  }
+  return { subnet: subnet6, backend: 'unreachable', reason: p.reason };
 }

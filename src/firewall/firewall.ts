@@ -63,6 +63,8 @@ add set ${T} masq4 { type ipv4_addr; flags interval; }
 add set ${T} masq6 { type ipv6_addr; flags interval; }
 add set ${T} peer_in4 { type ifname . ipv4_addr; flags interval; }
 add set ${T} peer_nat4 { type ipv4_addr . ipv4_addr; flags interval; }
+add set ${T} peer_in6 { type ifname . ipv6_addr; flags interval; }
+add set ${T} peer_nat6 { type ipv6_addr . ipv6_addr; flags interval; }
 add map ${T} pub4_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
 add map ${T} pub4_ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
 add map ${T} pub6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
@@ -104,6 +106,7 @@ add rule ${T} forward iifname != @bridges oifname @bridges jump policies
 add rule ${T} forward oifname @bridges ct status dnat accept
 add rule ${T} forward iifname . oifname @allow_pairs accept
 add rule ${T} forward oifname . ip saddr @peer_in4 accept
+add rule ${T} forward oifname . ip6 saddr @peer_in6 accept
 add rule ${T} forward iifname @internal drop
 add rule ${T} forward oifname @internal drop
 add rule ${T} forward iifname @bridges oifname @bridges drop
@@ -116,6 +119,7 @@ add rule ${T} nat_postrouting ct status dnat ip saddr @nets4 ip daddr @nets4 mas
 add rule ${T} nat_postrouting ct status dnat ip6 saddr @nets6 ip6 daddr @nets6 masquerade
 add rule ${T} nat_postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade
 add rule ${T} nat_postrouting ip saddr . ip daddr @peer_nat4 return
+add rule ${T} nat_postrouting ip6 saddr . ip6 daddr @peer_nat6 return
 add rule ${T} nat_postrouting ip saddr @masq4 ip daddr != @nets4 masquerade
 add rule ${T} nat_postrouting ip6 saddr @masq6 ip6 daddr != @nets6 masquerade
 add table ${B}
@@ -148,9 +152,10 @@ function networkElements(n: NetworkRecord): Elem[] {
   // Multi-host: the network's prefixes on other hosts reach its members (after policies),
   // and traffic between them is not masqueraded (src/cluster).
   for (const p of n.declared.peers ?? []) {
-    if (isV6(p) || n.internal) continue;
-    out.push([T, 'peer_in4', `${q(n.bridge)} . ${p}`]);
-    for (const s of n.subnets) if (!isV6(s.cidr)) out.push([T, 'peer_nat4', `${s.cidr} . ${p}`]);
+    if (n.internal) continue;
+    const fam = isV6(p) ? 6 : 4;
+    out.push([T, `peer_in${fam}`, `${q(n.bridge)} . ${p}`]);
+    for (const s of n.subnets) if (isV6(s.cidr) === (fam === 6)) out.push([T, `peer_nat${fam}`, `${s.cidr} . ${p}`]);
   }
   return out;
 }

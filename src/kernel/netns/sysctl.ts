@@ -15,10 +15,12 @@ function keyPath(key: string): string {
   if (!KEY_RE.test(key) || key.includes('..')) {
     throw new NsnetError('SYSCTL_FAILED', `invalid sysctl key "${key}"`, { object: key });
   }
-  return `/proc/sys/${key.replace(/\./g, '/')}`;
+  // The slashed form is taken as is: an interface name may hold dots (`nsnet.1`), which
+  // the dotted form cannot tell from separators (sysctl(8) has the same rule).
+  return `/proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`;
 }
 
-/** Reads a sysctl (dotted `net.ipv4.ip_forward` or slashed form). */
+/** Reads a sysctl (dotted `net.ipv4.ip_forward`, or slashed `net/ipv6/conf/nsnet.1/accept_ra` for a name with dots). */
 export function readSysctl(ns: Netns, key: string): string {
   const file = keyPath(key);
   try {
