@@ -4,6 +4,12 @@
  * namespace (203.0.113.2, a documentation address) behind the sandbox's uplink, and a
  * reachability matrix proven with real pings, the web server reached from outside through its
  * published port. Then `down`, and a check that nothing is left.
+ *
+ * Then the same job across hosts: three simulated hosts (each a network + mount namespace:
+ * h1 and h2 on one L2 segment, h3 behind a router), etcd, one `nsnet agent` per host, a
+ * container on each; the cross-host reachability matrix by name (the embedded DNS across
+ * hosts) and the path each pair takes (host-gw on the shared segment, VXLAN across the
+ * router). Everything is removed again.
  */
 import { enterSandbox } from '../src/sandbox/sandbox.js';
 enterSandbox();
@@ -91,3 +97,59 @@ deleteLink(host, 'uplink0');
 const left = { namespaces: listNetns(), links: listLinks(host).map((l) => l.name).filter((n) => n !== 'lo'), etc: fs.readdirSync('/etc/netns') };
 say(`  left behind: namespaces [${left.namespaces.join(' ')}], links [${left.links.join(' ')}], /etc/netns [${left.etc.join(' ')}]`);
 if (left.namespaces.length + left.links.length + left.etc.length > 0) process.exitCode = 1;
+
+// ---- across hosts -------------------------------------------------------------------------
+const { CIDR, ETCD_URL, World } = await import('../test/cluster/harness.js');
+say('\nacross hosts: three simulated hosts (h1, h2 on one segment; h3 behind a router), etcd 3.4, one agent each');
+const world = new World({ hosts: [{ name: 'h1', segment: 'a' }, { name: 'h2', segment: 'a' }, { name: 'h3', segment: 'b' }] });
+try {
+  await world.startEtcd();
+  say(`$ nsnet cluster init --etcd ${ETCD_URL} --cidr ${CIDR}`);
+  world.hosts[0]!.nsnetOk('cluster', 'init', '--etcd', ETCD_URL, '--cidr', CIDR);
+  t = performance.now();
+  await Promise.all(world.hosts.map((h) => h.startAgent()));
+  await world.converged();
+  say(`$ nsnet agent --etcd ${ETCD_URL} --node hN --iface eth0      (on each host; all routes programmed in ${ms(t)})`);
+  for (const h of world.hosts) {
+    const ip = h.container(`app-${h.name}`);
+    say(`  ${h.name} (${h.ip}): subnet ${h.subnet()}, container app-${h.name} = ${ip}`);
+  }
+  // Names travel through etcd to every host's DNS service: wait until the last one answers.
+  const resolves = (a: typeof world.hosts[0], b: typeof world.hosts[0]): boolean =>
+    a.run(['ip', 'netns', 'exec', `app-${a.name}`, 'getent', 'hosts', `app-${b.name}`]).status === 0;
+  t = performance.now();
+  let named = false;
+  for (const end = Date.now() + 20_000; !named && Date.now() < end;) {
+    named = world.hosts.every((a) => world.hosts.every((b) => a === b || resolves(a, b)));
+    if (!named) await new Promise((r) => setTimeout(r, 100));
+  }
+  say(named ? `  every container resolves every other one's name (${ms(t)} after the last attach)` : '  names did not reach every host within 20 s');
+  if (!named) {
+    process.exitCode = 1;
+    for (const h of world.hosts) say(`  ${h.name}: ${h.sh('tail -n 4 /var/lib/nsnet/dns/dns.log; ss -lun').stdout.trim().replace(/\n/g, '\n    ')}`);
+  }
+  say(`\nping by name across hosts (route taken)    ${world.hosts.map((h) => `app-${h.name}`.padEnd(22)).join('')}`);
+  for (const a of world.hosts) {
+    const routes = a.routes();
+    const cells = world.hosts.map((b) => {
+      if (a === b) return '-';
+      // Up to three echo requests: the first packet towards a new neighbour may wait for ARP.
+      const ok = a.run(['ip', 'netns', 'exec', `app-${a.name}`, 'ping', '-c', '1', '-w', '3', `app-${b.name}`]).status === 0;
+      const via = routes.find((r) => r.dst === b.subnet())?.dev === 'eth0' ? 'host-gw' : 'VXLAN';
+      if (!ok) process.exitCode = 1;
+      return `${ok ? 'yes' : 'no'} (${via})`;
+    });
+    say(`  from app-${a.name.padEnd(33)} ${cells.map((c) => c.padEnd(22)).join('')}`);
+  }
+  const status = JSON.parse(world.hosts[0]!.nsnetOk('cluster', 'status', '--etcd', ETCD_URL, '--json')) as { nodes: Array<{ name: string; alive: boolean }> };
+  say(`$ nsnet cluster status: ${status.nodes.map((n) => `${n.name} ${n.alive ? 'up' : 'DOWN'}`).join(', ')}`);
+} finally {
+  await world.close();
+}
+// A namespace's devices go when the kernel has torn the namespace down, a moment after its
+// last process exits: wait for that before looking.
+const linksNow = (): string[] => listLinks(host).map((l) => l.name).filter((n) => n !== 'lo');
+for (const end = Date.now() + 5000; linksNow().length > 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+const leftHosts = { namespaces: listNetns(), links: linksNow() };
+say(`  left behind: namespaces [${leftHosts.namespaces.join(' ')}], links [${leftHosts.links.join(' ')}]`);
+if (leftHosts.namespaces.length + leftHosts.links.length > 0) process.exitCode = 1;

@@ -120,6 +120,11 @@ function parentPid(pid: number): number {
  */
 function sandboxAnchor(): string | undefined {
   if (process.env.NSNET_SANDBOX !== '1') return undefined;
+  // A harness that runs commands in a namespace from outside it (nsenter from the test, as
+  // test/cluster's simulated hosts do) has no ancestor in that namespace to tie the service
+  // to: the command itself would be the anchor, and the service would leave as soon as the
+  // command that started it exits. Such a harness names the process holding the namespace.
+  if (process.env.NSNET_DNS_ANCHOR) return process.env.NSNET_DNS_ANCHOR;
   const mine = netnsInode('self');
   let anchor = process.pid;
   for (let p = parentPid(process.pid); p > 1 && netnsInode(p) === mine; p = parentPid(p)) anchor = p;

@@ -54,26 +54,41 @@ export async function runService(stateDir: string): Promise<void> {
     ...(port !== undefined && Number.isInteger(port) ? { port } : {}),
     ...(rate !== undefined && Number.isFinite(rate) ? { rateLimit: { rate, burst: Math.max(1, rate * 2) } } : {}),
   });
+  // The handlers go in before start(): start() writes the pidfile, and from then on an
+  // engine may signal the service (SIGHUP after a change) while it is still binding its
+  // listeners. Without a handler, SIGHUP's default action ends the process (signal(7)).
+  // A reload asked for during start-up runs once start() is done; a stop, after it too.
+  let started = false;
+  let reloadAsked = false;
+  let stopAsked = false;
+  let stopping: Promise<void> | undefined;
+  let stopped: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => { stopped = resolve; });
+  const stop = (): void => {
+    if (!started) { stopAsked = true; return; }
+    stopping ??= svc.stop().then(stopped);
+  };
+  process.on('SIGHUP', () => { if (started) void svc.reload(); else reloadAsked = true; });
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
   await svc.start();
-  await new Promise<void>((resolve) => {
-    process.on('SIGHUP', () => { void svc.reload(); });
-    const stop = (): void => { void svc.stop().then(resolve); };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    // Started inside the test sandbox: leave with it (see sandboxAnchor in control.ts).
-    const anchor = process.env.NSNET_DNS_ANCHOR?.split(' ');
-    if (anchor) {
-      const t = setInterval(() => {
-        const st = procStart(Number(anchor[0]));
-        if (!st || st.zombie || st.start !== anchor[1]) {
-          clearInterval(t);
-          process.stdout.write(`${new Date().toISOString()} nsnet dns: the sandbox that started it is gone; stopping\n`);
-          stop();
-        }
-      }, 1000);
-      t.unref();
-    }
-  });
+  started = true;
+  if (stopAsked) stop();
+  else if (reloadAsked) void svc.reload();
+  // Started inside the test sandbox: leave with it (see sandboxAnchor in control.ts).
+  const anchor = process.env.NSNET_DNS_ANCHOR?.split(' ');
+  if (anchor) {
+    const t = setInterval(() => {
+      const st = procStart(Number(anchor[0]));
+      if (!st || st.zombie || st.start !== anchor[1]) {
+        clearInterval(t);
+        process.stdout.write(`${new Date().toISOString()} nsnet dns: the sandbox that started it is gone; stopping\n`);
+        stop();
+      }
+    }, 1000);
+    t.unref();
+  }
+  await done;
 }
 
 function argValue(flag: string): string | undefined {

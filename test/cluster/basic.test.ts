@@ -116,6 +116,9 @@ describe('cluster: three hosts on an empty etcd', { skip: ETCD_MISSING }, () => 
         assert.equal(r.stdout.trim().split(/\s+/)[0], ips[b.name]);
       }
     }
+    // Each host's DNS service lives with the host (its anchor is the process holding the
+    // host's namespaces), not with the CLI call that started it.
+    for (const h of w.hosts) assert.doesNotMatch(h.must('cat /var/lib/nsnet/dns/dns.log'), /is gone; stopping/, h.name);
     const p = w.host('h1').run(['ip', 'netns', 'exec', 'c-h1', 'ping', '-c', '1', '-W', '1', 'c-h3.dns.nsnet']);
     assert.equal(p.status, 0, p.stdout + p.stderr);
     // A container leaving its host leaves every host's names.

@@ -20,6 +20,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, must, sh, sleep, type Run } from '../harness/world.js';
+import { procStart } from '../../src/dns/paths.js';
 
 export const ETCD_IP = '10.99.0.2';
 export const ETCD_URL = `http://${ETCD_IP}:2379`;
@@ -53,9 +54,19 @@ export class Host {
 
   get pid(): number { return this.holder!.pid!; }
 
+  /**
+   * The DNS service a command starts in this host lives as long as the host: the process
+   * holding its namespaces is its anchor (src/dns/control.ts sandboxAnchor), not the command.
+   */
+  private get anchor(): NodeJS.ProcessEnv {
+    this.anchorText ??= `${this.pid} ${procStart(this.pid)!.start}`;
+    return { NSNET_DNS_ANCHOR: this.anchorText };
+  }
+  private anchorText: string | undefined;
+
   /** Runs argv inside this host (its network and mount namespaces). */
   run(argv: string[], timeout = 30_000): Run {
-    const r = spawnSync('nsenter', ['-t', String(this.pid), '-m', '-n', '--', ...argv], { encoding: 'utf8', timeout, env: { ...process.env, ...this.env } });
+    const r = spawnSync('nsenter', ['-t', String(this.pid), '-m', '-n', '--', ...argv], { encoding: 'utf8', timeout, env: { ...process.env, ...this.env, ...this.anchor } });
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 
@@ -87,7 +98,7 @@ export class Host {
     this.events = [];
     this.stderr = '';
     const child = spawn('nsenter', ['-t', String(this.pid), '-m', '-n', '--', process.execPath, CLI, 'agent',
-      ...(o.etcdArgs ?? this.etcdArgs), '--node', this.name, '--iface', 'eth0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
+      ...(o.etcdArgs ?? this.etcdArgs), '--node', this.name, '--iface', 'eth0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env, ...this.anchor } });
     this.agent = child;
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {

@@ -9,9 +9,11 @@
 import '../harness/sandbox.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { OUTSIDE_V4, UPLINK_V4, UPLINK_V6, inNs, makeOutside, must, removeOutside } from '../harness/world.js';
-import { answerData, connect, dig, dnsState, nsnet, nsnetOk, servicePid, setHostResolvers, stopService } from './world.js';
+import { STATE, answerData, connect, dig, dnsState, nsnet, nsnetOk, servicePid, setHostResolvers, stopService } from './world.js';
+import { startDnsService, waitForDnsService } from '../../src/dns/control.js';
 
 const GW = '10.90.0.1';
 const GW6 = 'fd00:90::1';
@@ -95,5 +97,24 @@ ip -n outside -6 route add fd00:90::/64 via ${UPLINK_V6}`);
     assert.ok(counters().foreign - before >= 4, 'queries arrived at the gateways and were dropped');
     // Still serving the namespaces.
     assert.equal(answerData(dig('m2', GW, 'm1', 'A'), 'A').length, 1);
+  });
+});
+
+describe('start-up', () => {
+  test('a SIGHUP that arrives while the service is still starting neither ends it nor is lost', () => {
+    // An engine signals the service named by the pidfile after a change (control.ts
+    // reloadDnsService); the pidfile is written before the listeners are bound.
+    const pidfile = path.join(STATE, 'dns', 'dns.pid');
+    for (let i = 0; i < 5; i++) {
+      stopService();
+      const { pid } = startDnsService(STATE, { wait: false });
+      // Spin until the pidfile names the new process, then signal at once.
+      const end = Date.now() + 5000;
+      while (!(fs.existsSync(pidfile) && fs.readFileSync(pidfile, 'utf8').startsWith(`${pid} `)) && Date.now() < end);
+      process.kill(pid, 'SIGHUP');
+      waitForDnsService(STATE, pid);
+      assert.equal(servicePid(), pid, `attempt ${i + 1}: the service that got the SIGHUP still runs`);
+      assert.equal(answerData(dig('m2', GW, 'm1', 'A'), 'A').length, 1);
+    }
   });
 });
