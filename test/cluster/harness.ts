@@ -235,6 +235,31 @@ export class Pinger {
   }
 }
 
+/**
+ * The restart-within-the-lease scenario: containers on other hosts ping `target` every
+ * 0.1 s while its agent is killed with SIGKILL, started again a second later, and given
+ * 1.5 s past its first reconcile. Asserts that every pinger got at least 20 answers and lost
+ * none; returns their counts (in the order of `pings`) for further checks.
+ */
+export async function restartAgentUnderPing(target: Host, pings: Array<{ from: Host; ns: string; ip: string }>):
+    Promise<Array<{ sent: number; received: number; tail: number }>> {
+  const pingers = pings.map((p) => new Pinger(p.from, p.ns, p.ip));
+  await sleep(500);
+  await target.stopAgent('SIGKILL');
+  await sleep(1000);
+  await target.startAgent();
+  await target.waitEvent('reconciled');
+  await sleep(1500);
+  const results: Array<{ sent: number; received: number; tail: number }> = [];
+  for (const p of pingers) results.push(await p.stop());
+  results.forEach((r, i) => {
+    const what = `${pings[i]!.from.name}→${target.name}`;
+    assert.ok(r.sent >= 20, `${what}: only ${r.sent} pings sent`);
+    assert.equal(r.received, r.sent, `${what} lost ${r.sent - r.received} of ${r.sent}`);
+  });
+  return results;
+}
+
 export interface WorldOptions {
   hosts: HostSpec[];
   /** Environment for agents and CLI calls in hosts (timer settings). */
