@@ -6,7 +6,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { NsnetError } from '../errors.js';
-import { Cidr } from '../ipam/cidr.js';
+import { prefixesOverlap } from '../ipam/cidr.js';
 import { Netns } from '../kernel/netns/netns.js';
 import { listAddresses } from '../kernel/netlink/route/addr.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
@@ -15,7 +15,7 @@ import {
   CONFIG_KEY, NODES_PREFIX, SUBNETS_PREFIX, makeConfig, parseConfig, parseLease, parseNode, subnetOfKey,
   type ClusterConfig, type NodeRecord, type SubnetLease,
 } from './keys.js';
-import { CLUSTER_NETWORK, cidrOverlap } from './agent.js';
+import { CLUSTER_NETWORK } from './agent.js';
 import { listLinks } from '../kernel/netlink/route/link.js';
 import { defaultBridgeName } from '../engine/engine.js';
 import { RTPROT_CLUSTER } from './dataplane.js';
@@ -51,16 +51,6 @@ function localPrefixes(family: 4 | 6 = 4): string[] {
   return out;
 }
 
-/** Does the IPv6 prefix `p` (an address/len or a route destination) share addresses with `net6`? */
-function overlaps6(p: string, net6: string): boolean {
-  try {
-    const [ip, len] = p.split('/');
-    return Cidr.containing(Cidr.parse(`${ip}/128`).network, Number(len ?? 128)).overlaps(Cidr.parse(net6));
-  } catch {
-    return false;
-  }
-}
-
 export interface InitOptions { cidr: string; subnetLen?: number; backend?: string; vni?: number; port?: number; mtu?: number; cidr6?: string; subnetLen6?: number }
 
 /**
@@ -70,17 +60,9 @@ export interface InitOptions { cidr: string; subnetLen?: number; backend?: strin
  */
 export async function initCluster(etcd: EtcdTarget, o: InitOptions): Promise<{ config: ClusterConfig; created: boolean }> {
   const config = makeConfig(o);
-  for (const p of localPrefixes()) {
-    if (cidrOverlap(p, config.network)) {
-      throw new NsnetError('SUBNET_OVERLAP', `cluster CIDR ${config.network} overlaps ${p}, which this host already uses`, { object: config.network });
-    }
-  }
-  if (config.network6) {
-    for (const p of localPrefixes(6)) {
-      if (overlaps6(p, config.network6)) {
-        throw new NsnetError('SUBNET_OVERLAP', `cluster IPv6 CIDR ${config.network6} overlaps ${p}, which this host already uses`, { object: config.network6 });
-      }
-    }
+  for (const [net, family, what] of [[config.network, 4, 'CIDR'], [config.network6, 6, 'IPv6 CIDR']] as const) {
+    const p = net === undefined ? undefined : localPrefixes(family).find((x) => prefixesOverlap(x, net));
+    if (p) throw new NsnetError('SUBNET_OVERLAP', `cluster ${what} ${net} overlaps ${p}, which this host already uses`, { object: net });
   }
   return session(etcd, async (c) => {
     const text = JSON.stringify(config);

@@ -41,8 +41,7 @@ import { Netns } from '../kernel/netns/netns.js';
 import { getLink } from '../kernel/netlink/route/link.js';
 import { listRoutes } from '../kernel/netlink/route/route.js';
 import { listAddresses } from '../kernel/netlink/route/addr.js';
-import { Cidr } from '../ipam/cidr.js';
-import { IpAddress } from '../ipam/address.js';
+import { prefixesOverlap } from '../ipam/cidr.js';
 import { randomMac } from '../ipam/address.js';
 import { Nsnet } from '../engine/engine.js';
 import type { NetworkRecord } from '../engine/types.js';
@@ -285,20 +284,12 @@ export class Agent {
     return parseConfig(text);
   }
 
-  /** The cluster CIDR must not overlap this host's underlay (it would shadow peers' addresses). */
+  /** The cluster CIDRs must not overlap this host's underlay (they would shadow peers' addresses). */
   private checkOverlap(): void {
-    const net = this.config.network;
-    for (const p of this.underlay.onLink) {
-      if (cidrOverlap(p, net)) {
-        throw new NsnetError('SUBNET_OVERLAP', `cluster CIDR ${net} overlaps ${p} on the underlay interface ${this.underlay.iface}`, { object: net });
-      }
-    }
-    const net6 = this.config.network6 ? Cidr.parse(this.config.network6) : undefined;
-    if (!net6) return;
-    for (const a of listAddresses(this.host, { family: 6, dev: this.underlay.index })) {
-      if (Cidr.containing(IpAddress.parse(a.address), a.prefixlen).overlaps(net6)) {
-        throw new NsnetError('SUBNET_OVERLAP', `cluster IPv6 CIDR ${net6} overlaps ${a.address}/${a.prefixlen} on the underlay interface ${this.underlay.iface}`, { object: net6.toString() });
-      }
+    const v6 = this.config.network6 ? listAddresses(this.host, { family: 6, dev: this.underlay.index }).map((a) => `${a.address}/${a.prefixlen}`) : [];
+    for (const [net, mine, what] of [[this.config.network, this.underlay.onLink, 'CIDR'], [this.config.network6, v6, 'IPv6 CIDR']] as const) {
+      const p = net === undefined ? undefined : mine.find((x) => prefixesOverlap(x, net));
+      if (p) throw new NsnetError('SUBNET_OVERLAP', `cluster ${what} ${net} overlaps ${p} on the underlay interface ${this.underlay.iface}`, { object: net });
     }
   }
 
@@ -843,21 +834,6 @@ export class Agent {
 function sameSubnets(n: NetworkRecord, subnets: readonly string[]): boolean {
   return n.subnets.length === subnets.length && subnets.every((c) => n.subnets.some((s) => s.cidr === c));
 }
-
-function cidrOverlap(a: string, b: string): boolean {
-  const parse = (c: string): [bigint, bigint] => {
-    const [ip, len] = c.split('/');
-    const v = ip!.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-    const size = 1n << BigInt(32 - Number(len));
-    const start = v - (v % size);
-    return [start, start + size - 1n];
-  };
-  const [a0, a1] = parse(a);
-  const [b0, b1] = parse(b);
-  return a0 <= b1 && b0 <= a1;
-}
-
-export { cidrOverlap };
 
 /** better-sqlite3's SqliteError: its `code` is SQLite's result code name (SQLITE_BUSY …). */
 function isSqliteError(e: unknown): boolean {

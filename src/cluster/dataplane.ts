@@ -33,6 +33,7 @@ import { deleteRoute, listRoutes, replaceRoute, type Route } from '../kernel/net
 import { deleteFdb, deleteNeighbour, listFdb, listNeighbours, replaceFdb, replaceNeighbour } from '../kernel/netlink/route/neigh.js';
 import * as K from '../kernel/netlink/codec/constants.js';
 import { writeSysctl } from '../kernel/netns/sysctl.js';
+import { parseInterfaceCidr } from '../ipam/cidr.js';
 import type { ClusterConfig } from './keys.js';
 import type { DataplanePlan } from './plan.js';
 
@@ -70,14 +71,10 @@ export function readUnderlay(host: Netns, iface: string): Underlay {
   const link = requireLink(host, iface);
   const addrs = listAddresses(host, { family: 4, dev: link.index }).filter((a) => a.scope === K.RT_SCOPE_UNIVERSE);
   const first = addrs[0];
-  const prefix = (ip: string, len: number): string => {
-    const v = ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n) & (((1n << 32n) - 1n) ^ ((1n << BigInt(32 - len)) - 1n));
-    return `${[24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.')}/${len}`;
-  };
   const ll = listAddresses(host, { family: 6, dev: link.index }).find((a) => a.scope === K.RT_SCOPE_LINK && a.address.startsWith('fe80:'));
   return {
     iface, index: link.index, publicIp: first?.address ?? '', mtu: link.mtu ?? 1500,
-    onLink: addrs.map((a) => prefix(a.address, a.prefixlen)),
+    onLink: addrs.map((a) => parseInterfaceCidr(`${a.address}/${a.prefixlen}`).subnet.toString()),
     linkLocal6: ll?.address,
   };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { BlockList } from 'node:net';
 import { isNsnetError, type ErrorCode } from '../errors.js';
 import { IpAddress } from './address.js';
-import { Cidr, parseCidr, parseInterfaceCidr } from './cidr.js';
+import { Cidr, parseCidr, parseInterfaceCidr, prefixesOverlap } from './cidr.js';
 
 function throwsCode(fn: () => unknown, code: ErrorCode, message?: RegExp): void {
   assert.throws(fn, (e: unknown) => isNsnetError(e, code) && (message === undefined || message.test(e.message)));
@@ -208,5 +208,20 @@ describe('contains and overlaps', () => {
     assert.deepEqual(list.sort((a, b) => a.compare(b)).map(String), ['10.0.0.0/8', '10.0.0.0/24', '10.1.0.0/16', 'fd00::/64']);
     assert.ok(parseCidr('10.0.0.0/8').equals(parseCidr('10.0.0.0/8')));
     assert.equal(JSON.stringify(parseCidr('fd00::/64')), '"fd00::/64"');
+  });
+});
+
+describe('prefixesOverlap', () => {
+  it('takes interface addresses and networks, IPv4 and IPv6', () => {
+    assert.equal(prefixesOverlap('10.244.3.7/16', '10.244.0.0/16'), true);
+    assert.equal(prefixesOverlap('10.99.0.11/24', '10.244.0.0/16'), false);
+    assert.equal(prefixesOverlap('10.0.0.0/8', '10.244.3.0/24'), true);
+    assert.equal(prefixesOverlap('10.244.255.255/32', '10.244.0.0/16'), true);
+    assert.equal(prefixesOverlap('10.245.0.0/32', '10.244.0.0/16'), false);
+    assert.equal(prefixesOverlap('fd00:244:0:3::5/64', 'fd00:244::/48'), true);
+    assert.equal(prefixesOverlap('fd00:245::1/64', 'fd00:244::/48'), false);
+  });
+  it('never across families', () => {
+    assert.equal(prefixesOverlap('0.0.0.0/0', '::/0'), false);
   });
 });

@@ -203,3 +203,11 @@ export function parseInterfaceCidr(text: string): InterfaceAddress {
   const { address, prefixLength } = splitCidr(text);
   return new InterfaceAddress(address, prefixLength);
 }
+
+/**
+ * Whether two prefixes share an address: each an interface address (`10.0.0.5/24`) or a
+ * network (`10.244.0.0/16`), IPv4 or IPv6; prefixes of different families never do.
+ */
+export function prefixesOverlap(a: string, b: string): boolean {
+  return parseInterfaceCidr(a).subnet.overlaps(parseInterfaceCidr(b).subnet);
+}
