@@ -35,6 +35,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { NsnetError, isNsnetError } from '../errors.js';
 import { Netns } from '../kernel/netns/netns.js';
@@ -93,6 +94,9 @@ interface Entry { lease: SubnetLease; modRevision: string }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** What start() throws when stop() came first: the CLI treats it as a clean stop. */
+const STOPPED = 'agent stopped';
+
 /** How long a status write waits for more reconciles to coalesce with (publishStatus). */
 const STATUS_DELAY_MS = 1000;
 
@@ -110,6 +114,10 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private pending: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Ends the back-off waits of start-up and re-listing at once when stop() is called. */
+  private readonly stopping = new AbortController();
+  /** start()'s run, which stop() waits for: nothing it makes may outlive the agent. */
+  private starting: Promise<void> | undefined;
   private relisting = false;
   private relistFailures = 0;
   private lastStatus = '';
@@ -142,8 +150,27 @@ export class Agent {
 
   // ---- start-up ---------------------------------------------------------------------------
 
-  /** Runs until stop(). Throws (before changing anything) on bad input. */
-  async start(): Promise<void> {
+  /**
+   * Runs until stop(). Throws (before changing anything) on bad input. A stop() during
+   * start-up (SIGTERM while etcd is away, say) ends it at its next step, with no lease,
+   * timer or watch left behind.
+   */
+  start(): Promise<void> {
+    this.starting ??= this.startUp();
+    return this.starting;
+  }
+
+  /** Throws when stop() was called while start-up waited (for etcd, for the kernel). */
+  private checkNotStopped(): void {
+    if (this.stopped) throw new NsnetError('USAGE', STOPPED);
+  }
+
+  /** A back-off wait that stop() cuts short. */
+  private pause(ms: number): Promise<void> {
+    return delay(ms, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+  }
+
+  private async startUp(): Promise<void> {
     // Everything that can be refused is checked before the first change.
     const iface = this.o.iface ?? this.defaultIface();
     if (!getLink(this.host, iface)) {
@@ -159,10 +186,13 @@ export class Agent {
     // every peer is busy programming the host that is joining.
     this.engine().warmUp();
     this.config = await config;
+    this.checkNotStopped();
     this.o.log('config', { ...this.config });
     this.checkOverlap();
     await this.retry('claim the node name', () => this.claimNode());
+    this.checkNotStopped();
     const subnet = await this.retry('lease a subnet', () => this.acquireSubnet());
+    this.checkNotStopped();
     const subnet6 = subnet6Of(this.config, subnet);
     this.o.log('leased', { subnet, ...(subnet6 ? { subnet6 } : {}), node: this.o.node, publicIp: this.underlay.publicIp });
     // Program the kernel towards the peers at once, from the consistent listing the lease
@@ -175,6 +205,7 @@ export class Agent {
     this.ensureNetwork(subnet);
     this.names = new LocalNames(this.o.stateDir, CLUSTER_NETWORK);
     await this.retry('list the cluster', () => this.relist());
+    this.checkNotStopped();
     this.timers.push(setInterval(() => { void this.publishNames(); }, 250));
     this.timers.push(setInterval(() => this.resync('timer'), this.o.resyncMs));
     this.timers.push(setInterval(() => { void this.relistSafe('periodic'); }, this.o.relistMs));
@@ -261,7 +292,7 @@ export class Agent {
   private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let wait = 250;
     for (;;) {
-      if (this.stopped) throw new NsnetError('USAGE', 'agent stopped');
+      this.checkNotStopped();
       try {
         return await fn();
       } catch (e) {
@@ -270,7 +301,7 @@ export class Agent {
         const ne = err as NsnetError;
         if (!isTransient(ne)) throw ne;
         this.o.log('retry', { what, error: ne.message, retryInMs: wait });
-        await sleep(wait);
+        await this.pause(wait);
         wait = Math.min(this.o.maxBackoffMs, wait * 2);
       }
     }
@@ -560,7 +591,7 @@ export class Agent {
           this.relistFailures++;
           const wait = Math.min(this.o.maxBackoffMs, 250 * 2 ** Math.min(this.relistFailures, 8));
           this.o.log('retry', { what: 'list the cluster', error: this.etcdError(e).message, retryInMs: wait });
-          await sleep(wait);
+          await this.pause(wait);
         }
       }
     } finally {
@@ -816,6 +847,11 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopping.abort();
+    // A start-up under way ends at its next step; what it made until then (a lease being
+    // granted, a watch being opened) is released below, not left running (a process that
+    // never exits after SIGTERM).
+    await this.starting?.catch(() => undefined);
     for (const t of this.timers) clearInterval(t);
     if (this.pending) clearTimeout(this.pending);
     if (this.pendingNames) clearTimeout(this.pendingNames);

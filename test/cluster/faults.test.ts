@@ -59,6 +59,27 @@ describe('cluster faults', { skip: ETCD_MISSING }, () => {
     assert.equal(leases.length, 6, `3 subnet + 3 heartbeat leases, got: ${leases.join(' ')}`);
   });
 
+  test('SIGTERM at any step of start-up: the agent stops at once (exit 0); restarted, it takes its subnet back', async () => {
+    const subnet = h2.subnet();
+    await h2.stopAgent('SIGTERM');
+    // Each step of start-up, from the config read to the first listing; a stop must end the
+    // start-up there and leave no timer, lease keepalive or watch holding the process.
+    for (const step of ['config', 'leased', 'reconciled', 'listed']) {
+      await h2.startAgent([], { wait: false });
+      await h2.waitEvent(step, 20_000);
+      const exited = h2.stopAgent('SIGTERM');
+      const inTime = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+      if (!inTime) h2.agent!.kill('SIGKILL');
+      assert.ok(inTime, `the agent stopped within 10 s of a SIGTERM after "${step}" (events: ${h2.events.map((e) => e.event).join(' ')})`);
+      assert.equal(h2.agent!.exitCode, 0, h2.stderr);
+      assert.equal(h2.events.at(-1)?.event, 'stopped');
+    }
+    await h2.startAgent();
+    assert.equal(h2.subnet(), subnet);
+    await w.converged();
+    assert.ok(reachable(h1, h2) && reachable(h3, h2));
+  });
+
   test('an agent gone past its lease is withdrawn by every peer; restarted, it takes its subnet back', async () => {
     const subnet = h2.subnet();
     await h2.stopAgent('SIGTERM');
