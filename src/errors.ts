@@ -60,6 +60,7 @@ export type ErrorCode =
   | 'CLUSTER_SUBNETS_EXHAUSTED'
   | 'ETCD_UNREACHABLE'
   | 'ETCD_TLS'
+  | 'ETCD_AUTH'
   | 'NODE_NAME_IN_USE'
   | 'NODE_NOT_FOUND'
   | 'NODE_ALIVE'

@@ -7,9 +7,11 @@
  *   nsnet cluster node rm NAME --etcd URL [--force]
  *   nsnet agent --etcd URL [--node NAME] [--iface IF]      long-running, one per host
  *
- * Each takes `--etcd-ca FILE`, `--etcd-cert FILE --etcd-key FILE` for https:// endpoints.
+ * Each takes `--etcd-ca FILE`, `--etcd-cert FILE --etcd-key FILE` for https:// endpoints,
+ * and `--etcd-user NAME --etcd-password-file FILE` for an etcd with authentication enabled.
  * `--etcd` may be replaced by NSNET_ETCD, the TLS files by NSNET_ETCD_CA, NSNET_ETCD_CERT,
- * NSNET_ETCD_KEY. The agent's timers take flags or environment variables, so tests can run
+ * NSNET_ETCD_KEY, the user by NSNET_ETCD_USER and the password by NSNET_ETCD_PASSWORD_FILE
+ * or NSNET_ETCD_PASSWORD. The agent's timers take flags or environment variables, so tests can run
  * with seconds where production uses minutes.
  */
 import os from 'node:os';
@@ -43,21 +45,31 @@ function etcdOptions(cmd: Command): Command {
     .addOption(new Option('--etcd <urls>', 'etcd endpoint(s), comma-separated, all http:// or all https:// (default: $NSNET_ETCD)'))
     .addOption(new Option('--etcd-ca <file>', 'https: CA certificate(s) (PEM) the server must chain to (default: $NSNET_ETCD_CA, else the system roots)'))
     .addOption(new Option('--etcd-cert <file>', 'https: client certificate (PEM), with --etcd-key (default: $NSNET_ETCD_CERT)'))
-    .addOption(new Option('--etcd-key <file>', 'https: the client certificate\'s unencrypted private key (PEM) (default: $NSNET_ETCD_KEY)'));
+    .addOption(new Option('--etcd-key <file>', 'https: the client certificate\'s unencrypted private key (PEM) (default: $NSNET_ETCD_KEY)'))
+    .addOption(new Option('--etcd-user <name>', 'etcd user, for an etcd with authentication enabled (default: $NSNET_ETCD_USER)'))
+    .addOption(new Option('--etcd-password-file <file>', 'file holding that user\'s password (default: $NSNET_ETCD_PASSWORD_FILE, else the password in $NSNET_ETCD_PASSWORD)'));
 }
 
-interface EtcdFlags { etcd?: string; etcdCa?: string; etcdCert?: string; etcdKey?: string }
+interface EtcdFlags { etcd?: string; etcdCa?: string; etcdCert?: string; etcdKey?: string; etcdUser?: string; etcdPasswordFile?: string }
 
-/** Endpoints and TLS files from flags or the environment, checked before anything else runs. */
+/** What etcdTarget takes, from the flags (etcd.ts). */
+function targetOptions(o: EtcdFlags): Parameters<typeof import('../cluster/etcd.js').etcdTarget>[0] {
+  return { etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey, user: o.etcdUser, passwordFile: o.etcdPasswordFile };
+}
+
+/** Endpoints, TLS files and credentials from flags or the environment, checked before anything else runs. */
 async function target(o: EtcdFlags): Promise<import('../cluster/etcd.js').EtcdTarget> {
   const { etcdTarget } = await import('../cluster/etcd.js');
-  return etcdTarget({ etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey });
+  return etcdTarget(targetOptions(o));
 }
 
 const TLS_HELP = `
 TLS: https:// endpoints are verified against --etcd-ca, or without it against the system
 roots ($SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt or the distribution's
-bundle); an etcd run with --client-cert-auth also needs --etcd-cert and --etcd-key.`;
+bundle); an etcd run with --client-cert-auth also needs --etcd-cert and --etcd-key.
+Users: an etcd with authentication enabled needs --etcd-user and the password in
+--etcd-password-file (or $NSNET_ETCD_PASSWORD; never on the command line), for a user
+whose role may read and write the prefix /nsnet/.`;
 
 export function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description('containers across hosts: subnets per host, routes and VXLAN, state in etcd')
@@ -159,8 +171,9 @@ Examples:
       --etcd-cert /etc/nsnet/etcd-client.pem --etcd-key /etc/nsnet/etcd-client-key.pem --node h1`)
     .action(async (o: EtcdFlags & { node?: string; iface?: string; leaseTtl?: string; heartbeatTtl?: string; resync?: string; relist?: string; maxBackoff?: string }, cmd: Command) => {
       const { etcdTarget } = await import('../cluster/etcd.js');
-      // Read again by the agent after a failed TLS handshake (rotated certificates).
-      const readTarget = () => etcdTarget({ etcd: o.etcd, ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey });
+      // Read again by the agent after a failed TLS handshake or a refused user (rotated
+      // certificates, a changed password).
+      const readTarget = () => etcdTarget(targetOptions(o));
       const etcd = readTarget();
       const { validateNodeName } = await import('../cluster/keys.js');
       const { Agent } = await import('../cluster/agent.js');

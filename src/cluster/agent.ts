@@ -20,8 +20,9 @@
  *     as they are (flannel #294, #636);
  *     leases are kept alive by etcd KeepAlive and re-granted + re-put (same subnet, by
  *     compare-and-swap) when lost — the agent never exits and never flushes routes for that;
- *     a failed TLS handshake also re-reads the TLS files, and changed ones (rotated
- *     certificates) replace the client (reloadTls).
+ *     a failed TLS handshake or a refused user also re-reads the TLS files and the
+ *     password, and changed ones (rotated certificates, a new password) replace the
+ *     client (reloadTarget).
  *
  * Dual stack (`cluster init --cidr6`): the IPv6 subnet is the pair of the IPv4 one
  * (plan.ts subnet6Of) and travels in the same lease value, with the underlay's link-local
@@ -61,8 +62,9 @@ export interface AgentOptions {
   /** etcd's endpoints and TLS material (etcd.ts etcdTarget), read at start. */
   etcd: EtcdTarget;
   /**
-   * Makes the target again from the same options (re-reading the TLS files). Called when a
-   * TLS handshake fails: rotated certificates are taken without a restart (Agent.reloadTls).
+   * Makes the target again from the same options (re-reading the TLS files and the
+   * password). Called when a TLS handshake fails or etcd refuses the user: rotated
+   * certificates and a changed password are taken without a restart (Agent.reloadTarget).
    */
   reloadEtcd?: () => EtcdTarget;
   node: string;
@@ -131,7 +133,7 @@ export class Agent {
   private errors: string[] = [];
   private readonly stateFile: string;
   private readonly urls: string[];
-  /** The target the client was made with (replaced by reloadTls). */
+  /** The target the client was made with (replaced by reloadTarget). */
   private etcd: EtcdTarget;
   /** start() has listed the cluster and started the watch and the timers. */
   private running = false;
@@ -221,34 +223,42 @@ export class Agent {
     this.running = true;
   }
 
-  /** A failed etcd call as an NsnetError (etcd.ts unreachable); a TLS failure re-reads the files. */
+  /**
+   * A failed etcd call as an NsnetError (etcd.ts unreachable); a TLS failure or a refused
+   * user re-reads the files (reloadTarget).
+   */
   private etcdError(e: unknown): NsnetError {
     const err = unreachable(this.etcd, e);
-    if (err.code === 'ETCD_TLS') this.reloadTls();
+    if (err.code === 'ETCD_TLS' || err.code === 'ETCD_AUTH') this.reloadTarget();
     return err;
   }
 
   /**
-   * After a failed TLS handshake: re-reads the TLS files and, when they changed (a rotated
-   * client certificate, a new CA), reconnects with them. The leases bound to the old client
+   * After a failed TLS handshake or a refused user: re-reads the TLS files and the password
+   * and, when they changed (a rotated client certificate, a new CA, a new password),
+   * reconnects with them. The leases bound to the old client
    * are regained on the new one (regain: the path of a lost lease, the same subnet by
    * compare-and-swap), and the cluster is listed and watched again; the data plane is left
    * alone meanwhile. Files missing or broken mid-rotation are logged and read again on the
    * next failure. A certificate rotated while the connection stays up is taken at the next
    * failed handshake (or restart).
    */
-  private reloadTls(): void {
+  private reloadTarget(): void {
     if (!this.o.reloadEtcd || this.stopped) return;
     let next: EtcdTarget;
     try {
       next = this.o.reloadEtcd();
     } catch (e) {
-      this.o.log('tls-reload-failed', { error: (e as Error).message });
+      this.o.log(this.etcd.tls ? 'tls-reload-failed' : 'credentials-reload-failed', { error: (e as Error).message }); // the message names the file
       return;
     }
     const pems = (t: EtcdTarget): string => JSON.stringify([t.tls?.ca?.pem.toString('base64'), t.tls?.cert?.pem.toString('base64'), t.tls?.key?.pem.toString('base64')]);
-    if (pems(next) === pems(this.etcd)) return;
-    this.o.log('tls-reloaded', { ca: next.tls?.ca?.file, cert: next.tls?.cert?.file, key: next.tls?.key?.file });
+    const credentials = (t: EtcdTarget): string => JSON.stringify([t.auth?.user, t.auth?.password]);
+    const tlsChanged = pems(next) !== pems(this.etcd);
+    const authChanged = credentials(next) !== credentials(this.etcd);
+    if (!tlsChanged && !authChanged) return;
+    if (tlsChanged) this.o.log('tls-reloaded', { ca: next.tls?.ca?.file, cert: next.tls?.cert?.file, key: next.tls?.key?.file });
+    if (authChanged) this.o.log('credentials-reloaded', { user: next.auth?.user, from: next.auth?.from });
     const old = this.client;
     this.etcd = next;
     this.client = connectEtcd(next);
@@ -262,7 +272,7 @@ export class Agent {
     void (async () => {
       await this.closeWatch();
       old.close();
-      if (this.running) void this.relistSafe('tls-reload');
+      if (this.running) void this.relistSafe(tlsChanged ? 'tls-reload' : 'credentials-reload');
     })();
   }
 

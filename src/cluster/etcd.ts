@@ -9,10 +9,12 @@
  *    backoff and must see the first answer of a returning etcd;
  *  - a capped watch reconnect backoff (the library's grows to 30 s);
  *  - TLS, with an optional client certificate, for https:// endpoints (etcd-tls.ts): the
- *    key material is read and checked once, when the target is made.
+ *    key material is read and checked once, when the target is made;
+ *  - a user and password for an etcd with authentication enabled (etcd-auth.ts).
  */
 import { Etcd3, type IOptions } from 'etcd3';
 import { NsnetError } from '../errors.js';
+import { describeAuthFailure, loadAuth, type AuthOptions, type EtcdAuth } from './etcd-auth.js';
 import { describeTlsFailure, loadTls, tlsChoices, type EtcdTls, type TlsOptions } from './etcd-tls.js';
 
 /** Where etcd is and how to talk to it: what every cluster command and the agent take. */
@@ -21,6 +23,8 @@ export interface EtcdTarget {
   urls: string[];
   /** Present exactly when the endpoints are https:// (etcd-tls.ts). */
   tls?: EtcdTls | undefined;
+  /** Present when a user is given (etcd-auth.ts). */
+  auth?: EtcdAuth | undefined;
 }
 
 /**
@@ -49,14 +53,15 @@ export function parseEndpoints(text: string | undefined, env: NodeJS.ProcessEnv 
  * validated before anything talks to etcd or touches the kernel. One-line USAGE errors
  * name the option and the file.
  */
-export function etcdTarget(o: { etcd?: string | undefined } & TlsOptions, env: NodeJS.ProcessEnv = process.env): EtcdTarget {
+export function etcdTarget(o: { etcd?: string | undefined } & TlsOptions & AuthOptions, env: NodeJS.ProcessEnv = process.env): EtcdTarget {
   const urls = parseEndpoints(o.etcd, env);
+  const auth = loadAuth(o, env);
   const https = urls[0]!.startsWith('https:');
   if (!https) {
     tlsChoices(o, env, 'http'); // refuses TLS files with http:// endpoints
-    return { urls };
+    return { urls, ...(auth ? { auth } : {}) };
   }
-  return { urls, tls: loadTls(o, env) };
+  return { urls, tls: loadTls(o, env), ...(auth ? { auth } : {}) };
 }
 
 /** A policy that just runs the call (cockatiel's IPolicy shape, as far as etcd3 uses it). */
@@ -86,6 +91,9 @@ export function connectEtcd(target: EtcdTarget, o: { callTimeoutMs?: number } = 
       watchBackoff: new CappedBackoff(200, 2000) as never,
     },
   };
+  // etcd3 exchanges these for a token before the first call, and for a new one when etcd
+  // says the token is invalid (expired: etcd's --auth-token-ttl, or etcd restarted).
+  if (target.auth) options.auth = { username: target.auth.user, password: target.auth.password };
   if (target.tls) {
     const { ca, cert, key } = target.tls;
     // grpc-js's createSsl: null roots = Node's built-in ones (no system bundle was found).
@@ -127,11 +135,15 @@ export function grpcReason(e: unknown): string {
 /**
  * The one-line error for an etcd that does not answer, naming the endpoint(s): ETCD_TLS
  * when the TLS handshake failed (what to fix: the CA, the name, the client certificate),
- * ETCD_UNREACHABLE otherwise. Both are "try again later" for the agent.
+ * ETCD_AUTH when etcd refused the user (wrong password, no permission on /nsnet/, no user
+ * given to an etcd that wants one), ETCD_UNREACHABLE otherwise. All are "try again later"
+ * for the agent: each is fixed outside it (a file, a role, a server).
  */
 export function unreachable(target: EtcdTarget, e: unknown): NsnetError {
   const where = target.urls.join(',');
   let why = grpcReason(e);
+  const auth = describeAuthFailure(why, target.auth, where);
+  if (auth) return new NsnetError('ETCD_AUTH', auth, { object: target.auth?.user ?? where, cause: e });
   const tls = target.tls ? describeTlsFailure(why, target.tls) : undefined;
   if (tls) return new NsnetError('ETCD_TLS', `etcd at ${where}: ${tls}`, { object: where, cause: e });
   // Two answers of a server speaking the other protocol, ambiguous on their own: a plain
@@ -143,7 +155,7 @@ export function unreachable(target: EtcdTarget, e: unknown): NsnetError {
   return new NsnetError('ETCD_UNREACHABLE', `etcd at ${where} is unreachable: ${why}`, { object: where, cause: e });
 }
 
-/** Runs `fn`; any non-nsnet error (gRPC unavailable, deadline, TLS) becomes ETCD_UNREACHABLE or ETCD_TLS. */
+/** Runs `fn`; any non-nsnet error (gRPC unavailable, deadline, TLS, user refused) becomes ETCD_UNREACHABLE, ETCD_TLS or ETCD_AUTH. */
 export async function withEtcd<T>(target: EtcdTarget, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -153,7 +165,7 @@ export async function withEtcd<T>(target: EtcdTarget, fn: () => Promise<T>): Pro
   }
 }
 
-/** Whether the agent waits and retries on this error (etcd away or not ready, TLS refused). */
+/** Whether the agent waits and retries on this error (etcd away or not ready, TLS or user refused). */
 export function isTransient(e: NsnetError): boolean {
-  return e.code === 'ETCD_UNREACHABLE' || e.code === 'ETCD_TLS' || e.code === 'CLUSTER_NOT_INITIALISED';
+  return e.code === 'ETCD_UNREACHABLE' || e.code === 'ETCD_TLS' || e.code === 'ETCD_AUTH' || e.code === 'CLUSTER_NOT_INITIALISED';
 }

@@ -380,7 +380,8 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
   }
 
   /** Starts etcd (again, on the same data); `serverCert` replaces the server certificate of a `tls` world. */
-  async startEtcd(o: { serverCert?: { cert: string; key: string } } = {}): Promise<void> {
+  /** `extraArgs`: more etcd flags (`--auth-token-ttl 2`). */
+  async startEtcd(o: { serverCert?: { cert: string; key: string }; extraArgs?: string[] } = {}): Promise<void> {
     const server = o.serverCert ?? this.pki?.server;
     const tls = this.pki && server
       ? ['--cert-file', server.cert, '--key-file', server.key, '--trusted-ca-file', this.pki.ca, '--client-cert-auth']
@@ -389,7 +390,7 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
       '--listen-client-urls', this.etcdUrl, '--advertise-client-urls', this.etcdUrl, ...tls,
       '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
       '--initial-cluster', 'e0=http://127.0.0.1:2380', '--heartbeat-interval', '50', '--election-timeout', '500',
-      '--logger', 'zap', '--log-outputs', path.join(this.etcdDir, 'etcd.log')], { stdio: 'ignore' });
+      '--logger', 'zap', '--log-outputs', path.join(this.etcdDir, 'etcd.log'), ...(o.extraArgs ?? [])], { stdio: 'ignore' });
     const end = Date.now() + 20_000;
     while (Date.now() < end) {
       // A server certificate for another address fails etcdctl's check too: only liveness counts here.
