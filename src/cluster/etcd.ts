@@ -4,15 +4,19 @@
  *  - a deadline on every unary call, so a dead or hung etcd fails a call instead of
  *    hanging it (streams — watches, lease keepalives — get none);
  *  - gRPC keepalives, so a SIGSTOPped etcd (TCP still open) is noticed;
- *  - no client-side retry or circuit breaker: the library's defaults retry three times and
+ *  - no client-wide retry or circuit breaker: the library's defaults retry three times and
  *    then refuse every call for 5 s after etcd is back; callers here retry with their own
  *    backoff and must see the first answer of a returning etcd;
+ *  - fail-over between the members of an etcd cluster (MemberFailover): a call that finds
+ *    its member down is tried on the others at once, and a member that just failed is
+ *    skipped for a while by calls, watches and lease keepalives alike (the library sticks
+ *    to a dead member unless a host policy refuses it);
  *  - a capped watch reconnect backoff (the library's grows to 30 s);
  *  - TLS, with an optional client certificate, for https:// endpoints (etcd-tls.ts): the
  *    key material is read and checked once, when the target is made;
  *  - a user and password for an etcd with authentication enabled (etcd-auth.ts).
  */
-import { Etcd3, type IOptions } from 'etcd3';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import { NsnetError } from '../errors.js';
 import { describeAuthFailure, loadAuth, type AuthOptions, type EtcdAuth } from './etcd-auth.js';
 import { describeTlsFailure, loadTls, tlsChoices, type EtcdTls, type TlsOptions } from './etcd-tls.js';
@@ -64,11 +68,68 @@ export function etcdTarget(o: { etcd?: string | undefined } & TlsOptions & AuthO
   return { urls, tls: loadTls(o, env), ...(auth ? { auth } : {}) };
 }
 
-/** A policy that just runs the call (cockatiel's IPolicy shape, as far as etcd3 uses it). */
-const passThrough = {
-  execute: <T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => T | PromiseLike<T>): Promise<T> =>
-    Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 })),
-};
+type PolicyFn<T> = (ctx: { signal: AbortSignal; attempt: number }) => T | PromiseLike<T>;
+
+/** Refused by a member's policy while it is marked down: etcd3 then tries the next member. */
+export class MemberDown extends Error {}
+
+/** How long a member that failed is skipped while another one is not. */
+const MEMBER_DOWN_MS = 3000;
+
+/**
+ * Fail-over across etcd's members, in cockatiel's IPolicy shape as far as etcd3 uses it.
+ * etcd3 runs each call through the global policy, and inside it tries the members in a
+ * random order through each member's own policy: a member policy that refuses without
+ * calling (a breaker) makes it try the next member; a call that went through and failed is
+ * thrown. So:
+ *  - a member whose call (or watch, or keepalive stream) failed as etcd3 deems recoverable
+ *    (unavailable, deadline, reset…) is marked down, and refused for MEMBER_DOWN_MS — unless
+ *    every member is down: then calls go through, and the first answer of a returning etcd
+ *    is seen at once, as with one member;
+ *  - the global policy tries such a call again at once, up to once per other member: with
+ *    the failed member refused, the next try lands on another one.
+ * With one endpoint this is a plain pass-through.
+ */
+export class MemberFailover {
+  private readonly downSince = new Map<string, number>();
+  constructor(private readonly members: number, private readonly now: () => number = Date.now) {}
+
+  private isDown(host: string, now: number): boolean {
+    const t = this.downSince.get(host);
+    return t !== undefined && now - t < MEMBER_DOWN_MS;
+  }
+
+  member(host: string) {
+    return {
+      execute: async <T>(fn: PolicyFn<T>): Promise<T> => {
+        const now = this.now();
+        if (this.isDown(host, now) && [...this.downSince.keys()].filter((h) => this.isDown(h, now)).length < this.members) {
+          throw new MemberDown(`etcd member ${host} failed less than ${MEMBER_DOWN_MS} ms ago`);
+        }
+        try {
+          const r = await fn({ signal: new AbortController().signal, attempt: 0 });
+          this.downSince.delete(host);
+          return r;
+        } catch (e) {
+          if (isRecoverableError(e as Error)) this.downSince.set(host, this.now());
+          throw e;
+        }
+      },
+    };
+  }
+
+  readonly global = {
+    execute: async <T>(fn: PolicyFn<T>): Promise<T> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fn({ signal: new AbortController().signal, attempt });
+        } catch (e) {
+          if (attempt + 1 >= this.members || !isRecoverableError(e as Error)) throw e;
+        }
+      }
+    },
+  };
+}
 
 class CappedBackoff {
   constructor(readonly duration: number, private readonly max: number) {}
@@ -79,6 +140,7 @@ class CappedBackoff {
 
 export function connectEtcd(target: EtcdTarget, o: { callTimeoutMs?: number } = {}): Etcd3 {
   const timeout = o.callTimeoutMs ?? 3000;
+  const failover = new MemberFailover(target.urls.length);
   const options: IOptions = {
     hosts: target.urls,
     dialTimeout: timeout,
@@ -86,8 +148,8 @@ export function connectEtcd(target: EtcdTarget, o: { callTimeoutMs?: number } = 
     // etcd answers pings more often than every 5 s (--grpc-keepalive-min-time) with GOAWAY.
     grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000 },
     faultHandling: {
-      host: () => passThrough as never,
-      global: passThrough as never,
+      host: (host: string) => failover.member(host) as never,
+      global: failover.global as never,
       watchBackoff: new CappedBackoff(200, 2000) as never,
     },
   };

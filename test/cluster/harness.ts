@@ -25,6 +25,8 @@ import { procStart } from '../../src/dns/paths.js';
 export const ETCD_IP = '10.99.0.2';
 export const ETCD_URL = `http://${ETCD_IP}:2379`;
 export const ETCD_TLS_URL = `https://${ETCD_IP}:2379`;
+/** The members' addresses of a three-member etcd (World.startEtcdCluster). */
+export const ETCD_MEMBERS = [ETCD_IP, '10.99.0.3', '10.99.0.4'];
 export const CIDR = '10.244.0.0/16';
 
 /** Why the cluster tests cannot run here, if they cannot (a skip message). */
@@ -224,7 +226,9 @@ export class Pinger {
    * when the path broke at the end).
    */
   async stop(): Promise<{ sent: number; received: number; tail: number }> {
-    const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    // 'close', not 'exit': the summary ping prints on SIGINT may still be in the pipe when
+    // the process has exited.
+    const done = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
     this.child.kill('SIGINT');
     await done;
     const m = /(\d+) packets transmitted/.exec(this.out);
@@ -400,6 +404,45 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
     throw new Error(`etcd did not start: ${fs.readFileSync(path.join(this.etcdDir, 'etcd.log'), 'utf8').slice(-2000)}`);
   }
 
+  /** Members of a three-member etcd (startEtcdCluster), by index; undefined when stopped. */
+  readonly members: Array<ChildProcess | undefined> = [];
+
+  /**
+   * A three-member etcd instead of the single one: members on 10.99.0.2, .3 and .4 (all in
+   * the etcd namespace), each serving clients on its own address. Returns the client URLs.
+   */
+  async startEtcdCluster(): Promise<string[]> {
+    sh('ip -n etcd addr add 10.99.0.3/24 dev eth0 && ip -n etcd addr add 10.99.0.4/24 dev eth0');
+    for (let i = 0; i < ETCD_MEMBERS.length; i++) this.startMember(i);
+    const urls = ETCD_MEMBERS.map((ip) => `http://${ip}:2379`);
+    const end = Date.now() + 30_000;
+    while (this.etcdctl('endpoint', 'health').status !== 0) {
+      if (Date.now() > end) throw new Error(`etcd cluster did not start: ${fs.readFileSync(path.join(this.etcdDir, 'etcd-0.log'), 'utf8').slice(-2000)}`);
+      await sleep(200);
+    }
+    return urls;
+  }
+
+  /** Starts member `i` of the three (again: its data directory is kept). */
+  startMember(i: number): void {
+    const ip = ETCD_MEMBERS[i]!;
+    this.members[i] = spawn('nsenter', ['--net=/run/netns/etcd', '--', 'etcd', '--name', `m${i}`, '--data-dir', path.join(this.etcdDir, `data-${i}`),
+      '--listen-client-urls', `http://${ip}:2379`, '--advertise-client-urls', `http://${ip}:2379`,
+      '--listen-peer-urls', `http://${ip}:2380`, '--initial-advertise-peer-urls', `http://${ip}:2380`,
+      '--initial-cluster', ETCD_MEMBERS.map((m, j) => `m${j}=http://${m}:2380`).join(','), '--initial-cluster-token', 'nsnet-test',
+      '--heartbeat-interval', '50', '--election-timeout', '500',
+      '--logger', 'zap', '--log-outputs', path.join(this.etcdDir, `etcd-${i}.log`)], { stdio: 'ignore' });
+  }
+
+  async stopMember(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const e = this.members[i];
+    this.members[i] = undefined;
+    if (!e || e.exitCode !== null || e.signalCode !== null) return;
+    const done = new Promise<void>((resolve) => e.once('exit', () => resolve()));
+    e.kill(signal);
+    await done;
+  }
+
   async stopEtcd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const e = this.etcd;
     if (!e || e.exitCode !== null || e.signalCode !== null) return;
@@ -411,7 +454,9 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
   /** etcdctl against the world's etcd (with the CA and client certificate in a `tls` world). */
   etcdctl(...args: string[]): Run {
     const tls = this.pki ? ['--cacert', this.pki.ca, '--cert', this.pki.client.cert, '--key', this.pki.client.key] : [];
-    const r = spawnSync('nsenter', ['--net=/run/netns/etcd', '--', 'etcdctl', '--endpoints', this.etcdUrl, ...tls, '--dial-timeout', '1s', '--command-timeout', '3s', ...args],
+    // A three-member etcd: the members running.
+    const endpoints = this.members.length > 0 ? ETCD_MEMBERS.filter((_, i) => this.members[i]).map((ip) => `http://${ip}:2379`).join(',') : this.etcdUrl;
+    const r = spawnSync('nsenter', ['--net=/run/netns/etcd', '--', 'etcdctl', '--endpoints', endpoints, ...tls, '--dial-timeout', '1s', '--command-timeout', '3s', ...args],
       { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' }, timeout: 10_000 });
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
@@ -438,6 +483,7 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
       h.holder?.kill('SIGKILL');
     }
     await this.stopEtcd('SIGKILL');
+    for (let i = 0; i < this.members.length; i++) await this.stopMember(i);
     sh(`for n in rt etcd ${this.hosts.map((h) => h.name).join(' ')}; do ip netns del $n 2>/dev/null; done; ip link del ul0; ip link del ul1; true`);
     fs.rmSync(this.etcdDir, { recursive: true, force: true });
   }
