@@ -249,7 +249,7 @@ export class Agent {
     try {
       next = this.o.reloadEtcd();
     } catch (e) {
-      this.o.log(this.etcd.tls ? 'tls-reload-failed' : 'credentials-reload-failed', { error: (e as Error).message }); // the message names the file
+      this.o.log('etcd-reload-failed', { error: (e as Error).message }); // the message names the option and the file
       return;
     }
     const pems = (t: EtcdTarget): string => JSON.stringify([t.tls?.ca?.pem.toString('base64'), t.tls?.cert?.pem.toString('base64'), t.tls?.key?.pem.toString('base64')]);

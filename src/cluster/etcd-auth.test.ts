@@ -41,7 +41,7 @@ describe('etcd credentials', () => {
       return true;
     });
     assert.throws(() => loadAuth({ user: '' }, {}, FILES), /--etcd-user needs a user name/);
-    assert.throws(() => loadAuth({ user: 'u', passwordFile: '/nope' }, {}, FILES), /^NsnetError: --etcd-password-file \/nope: cannot read it \(ENOENT\)$/);
+    assert.throws(() => loadAuth({ user: 'u', passwordFile: '/nope' }, {}, FILES), /^NsnetError: cannot read --etcd-password-file \/nope: no such file$/);
     assert.throws(() => loadAuth({ user: 'u', passwordFile: '/empty' }, {}, FILES), /--etcd-password-file \/empty is empty: it must hold the password of etcd user u/);
     assert.throws(() => loadAuth({ user: 'u', passwordFile: '/two' }, {}, FILES), /--etcd-password-file \/two has more than one line/);
     assert.throws(() => loadAuth({ user: 'u', passwordFile: '' }, {}, FILES), /--etcd-password-file needs a file name/);

@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs';
 import { NsnetError } from '../errors.js';
+import { readOptionFile, type ReadFile } from './etcd-tls.js';
 
 /** The flags as given (undefined: not given; the environment is the fallback). */
 export interface AuthOptions {
@@ -25,8 +26,6 @@ export interface EtcdAuth {
   /** Where the password came from, for messages: `--etcd-password-file /etc/nsnet/etcd-pw`, `$NSNET_ETCD_PASSWORD`. */
   from: string;
 }
-
-type ReadFile = (file: string) => Buffer;
 
 /**
  * The credentials, or undefined when no user is given. A password without a user, a user
@@ -53,12 +52,7 @@ export function loadAuth(flags: AuthOptions, env: NodeJS.ProcessEnv = process.en
   if (file) {
     const [option, path] = file;
     if (path === '') throw new NsnetError('USAGE', `${option} needs a file name`);
-    let text: string;
-    try {
-      text = readFile(path).toString('utf8');
-    } catch (e) {
-      throw new NsnetError('USAGE', `${option} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { object: path });
-    }
+    const text = readOptionFile(option, path, readFile).toString('utf8');
     // One line: the password, then possibly the newline an editor or `echo` leaves.
     const password = text.replace(/\r?\n$/, '');
     if (password === '') throw new NsnetError('USAGE', `${option} ${path} is empty: it must hold the password of etcd user ${user}`, { object: path });
@@ -86,9 +80,6 @@ export function describeAuthFailure(why: string, auth: EtcdAuth | undefined, whe
   }
   if (/authentication is not enabled/.test(why)) {
     return `etcd at ${where} has authentication disabled: drop --etcd-user (or enable it there: etcdctl auth enable)`;
-  }
-  if (/user name not found|role name not found/.test(why)) {
-    return `etcd at ${where}: ${why.replace(/^etcdserver: /, '')} (user ${auth?.user ?? '(none)'})`;
   }
   return undefined;
 }

@@ -60,7 +60,7 @@ export const SYSTEM_CA_FILES = [
   '/etc/ssl/cert.pem',
 ];
 
-type ReadFile = (file: string) => Buffer;
+export type ReadFile = (file: string) => Buffer;
 
 /**
  * Which of the three options are set and where from (flag wins over environment), and the
@@ -95,7 +95,8 @@ export function tlsChoices(flags: TlsOptions, env: NodeJS.ProcessEnv, scheme: 'h
   return out;
 }
 
-function read(option: string, file: string, readFile: ReadFile): Buffer {
+/** Reads the file an option names; one USAGE line naming both when it cannot (also for etcd-auth.ts). */
+export function readOptionFile(option: string, file: string, readFile: ReadFile): Buffer {
   try {
     return readFile(file);
   } catch (e) {
@@ -149,19 +150,19 @@ export function loadTls(flags: TlsOptions, env: NodeJS.ProcessEnv = process.env,
   let ca: PemFile | undefined;
   let systemRoots = false;
   if (c.ca) {
-    ca = { option: c.ca[0], file: c.ca[1], pem: read(c.ca[0], c.ca[1], readFile) };
+    ca = { option: c.ca[0], file: c.ca[1], pem: readOptionFile(c.ca[0], c.ca[1], readFile) };
     certificates(ca.option, ca.file, ca.pem);
   } else {
     systemRoots = true;
     const file = env.SSL_CERT_FILE || SYSTEM_CA_FILES.find(exists);
-    if (file) ca = { option: env.SSL_CERT_FILE ? 'SSL_CERT_FILE' : 'the system roots', file, pem: read(env.SSL_CERT_FILE ? 'SSL_CERT_FILE' : 'the system roots', file, readFile) };
+    if (file) ca = { option: env.SSL_CERT_FILE ? 'SSL_CERT_FILE' : 'the system roots', file, pem: readOptionFile(env.SSL_CERT_FILE ? 'SSL_CERT_FILE' : 'the system roots', file, readFile) };
   }
   let cert: PemFile | undefined;
   let key: PemFile | undefined;
   let certExpires: Date | undefined;
   if (c.cert && c.key) {
-    cert = { option: c.cert[0], file: c.cert[1], pem: read(c.cert[0], c.cert[1], readFile) };
-    key = { option: c.key[0], file: c.key[1], pem: read(c.key[0], c.key[1], readFile) };
+    cert = { option: c.cert[0], file: c.cert[1], pem: readOptionFile(c.cert[0], c.cert[1], readFile) };
+    key = { option: c.key[0], file: c.key[1], pem: readOptionFile(c.key[0], c.key[1], readFile) };
     const leaf = certificates(cert.option, cert.file, cert.pem)[0]!;
     const k = privateKey(key.option, key.file, key.pem);
     if (!leaf.checkPrivateKey(k)) {

@@ -57,7 +57,7 @@ describe('cluster: etcd with authentication', { skip: ETCD_MISSING }, () => {
     // Usage errors, before etcd is asked.
     refused(h1, [...init, '--etcd-user', 'agent'], /^nsnet: --etcd-user agent needs a password: --etcd-password-file FILE, or NSNET_ETCD_PASSWORD$/, 2);
     refused(h1, [...init, '--etcd-user', 'agent:agentpw'], /^nsnet: --etcd-user "agent:…" holds a password: put it in --etcd-password-file FILE or NSNET_ETCD_PASSWORD, not on the command line/, 2);
-    refused(h1, [...init, ...creds('/nonexistent.pw')], /^nsnet: --etcd-password-file \/nonexistent\.pw: cannot read it \(ENOENT\)$/, 2);
+    refused(h1, [...init, ...creds('/nonexistent.pw')], /^nsnet: cannot read --etcd-password-file \/nonexistent\.pw: no such file$/, 2);
     assert.equal(root('get', '/nsnet/', '--prefix', '--keys-only').trim(), '', 'nothing was written');
     // With the right user: from the password file, and from the environment.
     h1.nsnetOk('cluster', 'init', '--etcd', ETCD_URL, '--cidr', CIDR, ...creds(good));

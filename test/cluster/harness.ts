@@ -137,11 +137,7 @@ export class Host {
   }
 
   async stopAgent(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const a = this.agent;
-    if (!a || a.exitCode !== null || a.signalCode !== null) return;
-    const done = new Promise<void>((resolve) => a.once('exit', () => resolve()));
-    a.kill(signal);
-    await done;
+    await stopChild(this.agent, signal);
   }
 
   /** The leased subnet, from the agent's log. */
@@ -264,6 +260,20 @@ export async function restartAgentUnderPing(target: Host, pings: Array<{ from: H
   return results;
 }
 
+/** Signals a child (if it still runs) and waits for it to exit. */
+async function stopChild(c: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const done = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  c.kill(signal);
+  await done;
+}
+
+/** etcd in the world's etcd namespace, with the test timings and its log in `log`. */
+function spawnEtcd(args: string[], log: string): ChildProcess {
+  return spawn('nsenter', ['--net=/run/netns/etcd', '--', 'etcd', ...args, '--heartbeat-interval', '50', '--election-timeout', '500',
+    '--logger', 'zap', '--log-outputs', log], { stdio: 'ignore' });
+}
+
 export interface WorldOptions {
   hosts: HostSpec[];
   /** Environment for agents and CLI calls in hosts (timer settings). */
@@ -320,6 +330,8 @@ openssl x509 -req -in ${f(`${name}.csr`)} -CA ${f(`${signer}.crt`)} -CAkey ${f(`
 export class World {
   readonly hosts: Host[] = [];
   etcd: ChildProcess | undefined;
+  /** Members of a three-member etcd (startEtcdCluster), by index; undefined when stopped. */
+  readonly members: Array<ChildProcess | undefined> = [];
   readonly etcdDir: string;
   /** The PKI of a `tls` world. */
   readonly pki: Pki | undefined;
@@ -383,18 +395,19 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
     return h;
   }
 
-  /** Starts etcd (again, on the same data); `serverCert` replaces the server certificate of a `tls` world. */
-  /** `extraArgs`: more etcd flags (`--auth-token-ttl 2`). */
+  /**
+   * Starts etcd (again, on the same data); `serverCert` replaces the server certificate of a
+   * `tls` world; `extraArgs` are more etcd flags (`--auth-token-ttl 2`).
+   */
   async startEtcd(o: { serverCert?: { cert: string; key: string }; extraArgs?: string[] } = {}): Promise<void> {
     const server = o.serverCert ?? this.pki?.server;
     const tls = this.pki && server
       ? ['--cert-file', server.cert, '--key-file', server.key, '--trusted-ca-file', this.pki.ca, '--client-cert-auth']
       : [];
-    this.etcd = spawn('nsenter', ['--net=/run/netns/etcd', '--', 'etcd', '--name', 'e0', '--data-dir', path.join(this.etcdDir, 'data'),
+    this.etcd = spawnEtcd(['--name', 'e0', '--data-dir', path.join(this.etcdDir, 'data'),
       '--listen-client-urls', this.etcdUrl, '--advertise-client-urls', this.etcdUrl, ...tls,
       '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-cluster', 'e0=http://127.0.0.1:2380', '--heartbeat-interval', '50', '--election-timeout', '500',
-      '--logger', 'zap', '--log-outputs', path.join(this.etcdDir, 'etcd.log'), ...(o.extraArgs ?? [])], { stdio: 'ignore' });
+      '--initial-cluster', 'e0=http://127.0.0.1:2380', ...(o.extraArgs ?? [])], path.join(this.etcdDir, 'etcd.log'));
     const end = Date.now() + 20_000;
     while (Date.now() < end) {
       // A server certificate for another address fails etcdctl's check too: only liveness counts here.
@@ -403,9 +416,6 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
     }
     throw new Error(`etcd did not start: ${fs.readFileSync(path.join(this.etcdDir, 'etcd.log'), 'utf8').slice(-2000)}`);
   }
-
-  /** Members of a three-member etcd (startEtcdCluster), by index; undefined when stopped. */
-  readonly members: Array<ChildProcess | undefined> = [];
 
   /**
    * A three-member etcd instead of the single one: members on 10.99.0.2, .3 and .4 (all in
@@ -426,29 +436,21 @@ ip -n ${h.name} route add default via ${seg.net}.1`);
   /** Starts member `i` of the three (again: its data directory is kept). */
   startMember(i: number): void {
     const ip = ETCD_MEMBERS[i]!;
-    this.members[i] = spawn('nsenter', ['--net=/run/netns/etcd', '--', 'etcd', '--name', `m${i}`, '--data-dir', path.join(this.etcdDir, `data-${i}`),
+    this.members[i] = spawnEtcd(['--name', `m${i}`, '--data-dir', path.join(this.etcdDir, `data-${i}`),
       '--listen-client-urls', `http://${ip}:2379`, '--advertise-client-urls', `http://${ip}:2379`,
       '--listen-peer-urls', `http://${ip}:2380`, '--initial-advertise-peer-urls', `http://${ip}:2380`,
-      '--initial-cluster', ETCD_MEMBERS.map((m, j) => `m${j}=http://${m}:2380`).join(','), '--initial-cluster-token', 'nsnet-test',
-      '--heartbeat-interval', '50', '--election-timeout', '500',
-      '--logger', 'zap', '--log-outputs', path.join(this.etcdDir, `etcd-${i}.log`)], { stdio: 'ignore' });
+      '--initial-cluster', ETCD_MEMBERS.map((m, j) => `m${j}=http://${m}:2380`).join(','), '--initial-cluster-token', 'nsnet-test'],
+      path.join(this.etcdDir, `etcd-${i}.log`));
   }
 
   async stopMember(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const e = this.members[i];
     this.members[i] = undefined;
-    if (!e || e.exitCode !== null || e.signalCode !== null) return;
-    const done = new Promise<void>((resolve) => e.once('exit', () => resolve()));
-    e.kill(signal);
-    await done;
+    await stopChild(e, signal);
   }
 
   async stopEtcd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const e = this.etcd;
-    if (!e || e.exitCode !== null || e.signalCode !== null) return;
-    const done = new Promise<void>((resolve) => e.once('exit', () => resolve()));
-    e.kill(signal);
-    await done;
+    await stopChild(this.etcd, signal);
   }
 
   /** etcdctl against the world's etcd (with the CA and client certificate in a `tls` world). */
